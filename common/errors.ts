@@ -1,0 +1,26 @@
+/**
+ * Named error classes shared by the controller, the agent and the CLI. Each carries context and,
+ * where one exists, its cause. The CLI maps them to exit codes (see cli/exit-codes.ts).
+ */
+export class SweeperError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Bad user input (a config, a flag): exit code 2. */
+export class UsageError extends SweeperError {}
+
+/** A sweep or trial id that the controller does not know. */
+export class NotFoundError extends SweeperError {
+  constructor(
+    readonly kind: 'sweep' | 'trial' | 'agent',
+    readonly id: string,
+  ) {
+    super(`unknown ${kind} '${id}'`);
+  }
+}
+
+/** An external program we need (nats-server) is missing and could not be installed. */
+export class MissingDependencyError extends SweeperError {}

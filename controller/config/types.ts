@@ -1,0 +1,104 @@
+/**
+ * The sweep configuration after validation: W&B's sweep config with every parameter's
+ * distribution inferred and W&B's defaults filled in. Strategies and stopping rules read only this.
+ */
+import type { Float, ParamValue } from '../../common/values.js';
+
+export const DISTRIBUTIONS = [
+  'constant',
+  'categorical',
+  'categorical_w_probabilities',
+  'int_uniform',
+  'uniform',
+  'q_uniform',
+  'log_uniform',
+  'log_uniform_values',
+  'q_log_uniform',
+  'q_log_uniform_values',
+  'inv_log_uniform',
+  'inv_log_uniform_values',
+  'normal',
+  'q_normal',
+  'log_normal',
+  'q_log_normal',
+  'beta',
+  'q_beta',
+] as const;
+export type Distribution = (typeof DISTRIBUTIONS)[number];
+
+export const METHODS = ['grid', 'random', 'bayes'] as const;
+export type Method = (typeof METHODS)[number];
+
+/**
+ * One leaf parameter. Numbers keep their int/float typing (`Float` boxes integral floats), since
+ * W&B's inference and the type of the values it draws depend on it: a q_* distribution yields
+ * ints when `q` is an int, floats otherwise (default q is the float 1.0).
+ */
+export interface LeafParam {
+  kind: 'leaf';
+  distribution: Distribution;
+  /** constant */
+  value?: ParamValue;
+  /** categorical, categorical_w_probabilities */
+  values?: ParamValue[];
+  probabilities?: number[];
+  /** bounded families (uniform, int_uniform, q_uniform, log_*, inv_log_*, q_log_*) */
+  min?: number | Float;
+  max?: number | Float;
+  /** normal families; defaults mu 0, sigma 1 */
+  mu?: number | Float;
+  sigma?: number | Float;
+  /** beta families; defaults a 1, b 1 */
+  a?: number | Float;
+  b?: number | Float;
+  /** q_* families; default the float 1.0 */
+  q?: number | Float;
+}
+
+export interface NestedParam {
+  kind: 'nested';
+  parameters: ParamSpecs;
+}
+
+export type ParamSpec = LeafParam | NestedParam;
+
+/** Parameter name to spec. Object key order is the config's order; strategies sort as W&B does. */
+export type ParamSpecs = { [name: string]: ParamSpec };
+
+export interface MetricSpec {
+  name: string;
+  goal: 'minimize' | 'maximize';
+  target?: number;
+}
+
+/** `early_terminate` is validated structurally here; the stopping rules interpret it. */
+export interface EarlyTerminateSpec {
+  type: string;
+  [key: string]: unknown;
+}
+
+export interface SweepConfig {
+  method: Method;
+  metric?: MetricSpec;
+  parameters: ParamSpecs;
+  early_terminate?: EarlyTerminateSpec;
+  run_cap?: number;
+  /** The command template (W&B macros such as `${args}`); default `${env} ${interpreter} ${program} ${args}`. */
+  command?: string[];
+  program?: string;
+  name?: string;
+  description?: string;
+  /** Sweeper extension: seed for reproducible sweeps. */
+  seed?: number;
+}
+
+/** One problem found in a config, with the dotted path to it (`parameters.lr.max`). */
+export interface ConfigIssue {
+  path: string;
+  message: string;
+}
+
+export interface ParsedConfig {
+  config: SweepConfig;
+  warnings: ConfigIssue[];
+}
