@@ -1,0 +1,347 @@
+/**
+ * The agent: asks the controller for trials, runs each as a child process, streams its metrics
+ * to NATS JetStream and reports how it ended.
+ *
+ * Lifecycle (one setter logs every transition, illegal ones throw):
+ *   initialized → running → stopping → stopped        (sweep over, --count reached, or a signal)
+ *   any → failed                                      (an error it cannot recover from)
+ * Shutdown is two-stage: the first `shutdown()` stops taking work and gives the running trial its
+ * grace period (SIGTERM, then SIGKILL); a second one kills it at once.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname as osHostname } from 'node:os';
+import * as grpc from '@grpc/grpc-js';
+import type { NatsConnection, Subscription } from 'nats';
+import { ApiError, SweeperClient, sleep, withRetry } from '../common/api-client.js';
+import type { ApiAssignment, ApiCompleteTrialRequest } from '../common/api-types.js';
+import { controlMessageSchema, controlSubject } from '../common/control-wire.js';
+import { UsageError } from '../common/errors.js';
+import type { Logger } from '../common/log.js';
+import { connectNats } from '../common/nats-connect.js';
+import type { Params } from '../common/values.js';
+import { parseTypedJson } from '../common/values.js';
+import { buildCommand, CommandError } from './command.js';
+import { MetricPublisher } from './publisher.js';
+import type { TrialProcess, TrialResult } from './trial-process.js';
+import { startTrial } from './trial-process.js';
+
+export type AgentState = 'initialized' | 'running' | 'stopping' | 'stopped' | 'failed';
+
+const TRANSITIONS: Record<AgentState, readonly AgentState[]> = {
+  initialized: ['running', 'stopping', 'failed'],
+  running: ['stopping', 'failed'],
+  stopping: ['stopped', 'failed'],
+  stopped: [],
+  failed: [],
+};
+
+export interface AgentOptions {
+  sweepId: string;
+  /** `host:port` of the controller's gRPC API. */
+  controller: string;
+  /** Overrides the NATS URL the controller advertises. */
+  natsUrl?: string;
+  natsUser?: string;
+  natsPass?: string;
+  natsToken?: string;
+  /** Exit after this many trials. */
+  count?: number;
+  /** Stable identity; a restarted agent under the same id is never handed a duplicate. */
+  agentId?: string;
+  /** Directory trials run in; `program` is resolved against it. */
+  cwd: string;
+  /** SIGTERM-to-SIGKILL grace when a trial is stopped. */
+  graceMs?: number;
+  log: Logger;
+}
+
+export interface AgentSummary {
+  agentId: string;
+  trialsRun: number;
+  /** Why the agent stopped asking for work. */
+  reason: string;
+}
+
+export class Agent {
+  readonly agentId: string;
+  private currentState: AgentState = 'initialized';
+  private readonly client: SweeperClient;
+  private readonly log: Logger;
+  private readonly shutdownController = new AbortController();
+  private nc?: NatsConnection;
+  private publisher?: MetricPublisher;
+  private controlSub?: Subscription;
+  private heartbeatTimer?: NodeJS.Timeout;
+  private readonly running = new Map<string, TrialProcess>();
+  private shutdownRequests = 0;
+  private trialsRun = 0;
+
+  constructor(private readonly opts: AgentOptions) {
+    this.agentId = opts.agentId ?? `${osHostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40)}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    this.client = new SweeperClient(opts.controller);
+    this.log = opts.log;
+  }
+
+  get state(): AgentState {
+    return this.currentState;
+  }
+
+  private setState(next: AgentState, why: string): void {
+    if (!TRANSITIONS[this.currentState].includes(next)) {
+      throw new Error(`agent cannot go from ${this.currentState} to ${next}`);
+    }
+    this.log.debug(`agent ${this.currentState} → ${next}`, { why });
+    this.currentState = next;
+  }
+
+  /**
+   * First call: take no new trial and stop the running one with its grace period.
+   * Second call: kill the running trial now.
+   */
+  shutdown(why = 'shutdown requested'): void {
+    this.shutdownRequests++;
+    if (this.shutdownRequests === 1) {
+      this.log.info(`${why}: finishing up (again to force)`);
+      this.shutdownController.abort();
+      for (const t of this.running.values()) void t.stop('agent shutting down', this.opts.graceMs ?? 10_000);
+    } else {
+      this.log.warn('forcing shutdown: killing running trials');
+      for (const t of this.running.values()) void t.stop('agent shutting down', 0);
+    }
+  }
+
+  async run(): Promise<AgentSummary> {
+    try {
+      const reason = await this.loop();
+      return { agentId: this.agentId, trialsRun: this.trialsRun, reason };
+    } catch (err) {
+      if (this.currentState !== 'failed') this.currentState = 'failed';
+      throw err;
+    } finally {
+      await this.close();
+    }
+  }
+
+  private async loop(): Promise<string> {
+    const { sweepId } = this.opts;
+    const abort = this.shutdownController.signal;
+    const reg = await withRetry(
+      'register agent',
+      () => this.client.registerAgent({ agentId: this.agentId, sweepId, hostname: osHostname(), pid: process.pid, slots: 1 }),
+      this.log,
+      abort,
+    ).catch((err) => {
+      if (err instanceof ApiError && err.code === grpc.status.NOT_FOUND) {
+        throw new UsageError(`unknown sweep '${sweepId}' on controller ${this.opts.controller} (check the id with 'sweeper ls')`);
+      }
+      throw err;
+    });
+    this.setState('running', 'registered');
+    this.log.info('agent registered', { agent: this.agentId, sweep: sweepId, controller: this.opts.controller });
+
+    const natsUrl = this.opts.natsUrl ?? advertisedNatsUrl(reg.natsUrl, this.opts.controller);
+    this.nc = await connectNats(natsUrl, {
+      name: `sweeper-agent-${this.agentId}`,
+      user: this.opts.natsUser,
+      pass: this.opts.natsPass,
+      token: this.opts.natsToken,
+      log: this.log.child('nats'),
+      waitOnFirstConnect: true,
+    });
+    this.publisher = new MetricPublisher({ nc: this.nc, sweepId, log: this.log.child('metrics') });
+    this.listenForControl(this.nc);
+    this.startHeartbeats(reg.heartbeatIntervalMs || 5000);
+
+    // Trials the controller thinks we hold but this process does not run were lost with an
+    // earlier process under the same id: report them, so they are not left running forever.
+    for (const t of reg.heldTrials) {
+      if (this.running.has(t.id)) continue;
+      await this.complete({
+        ...emptyCompletion(this.agentId, t.id),
+        signal: 'SIGKILL',
+        stderrTail: ['sweeper: the agent restarted while this trial ran; its process was lost'],
+      });
+    }
+
+    for (;;) {
+      if (abort.aborted) return 'shut down by signal';
+      if (this.opts.count !== undefined && this.trialsRun >= this.opts.count) return `ran --count ${this.opts.count} trials`;
+      const res = await withRetry('request a trial', () => this.client.requestTrial(this.agentId, sweepId), this.log, abort).catch(
+        (err) => {
+          if (abort.aborted) return undefined;
+          throw err;
+        },
+      );
+      if (!res || abort.aborted) return 'shut down by signal';
+      if (res.done !== undefined && res.outcome === 'done') return res.done || 'sweep over';
+      if (res.outcome === 'retryAfterMs') {
+        this.log.debug('no trial for now', { retryAfterMs: res.retryAfterMs });
+        await sleep(Math.max(100, res.retryAfterMs ?? 1000), abort);
+        continue;
+      }
+      if (res.outcome !== 'trial' || !res.trial) return 'sweep over';
+      if (this.running.has(res.trial.trialId)) {
+        // We already run it (the controller re-sent it after a reconnect): keep waiting.
+        await sleep(1000, abort);
+        continue;
+      }
+      this.trialsRun++;
+      await this.runTrial(res.trial);
+    }
+  }
+
+  private async runTrial(a: ApiAssignment): Promise<void> {
+    const log = this.log.child(a.trialId);
+    const params = parseTypedJson(a.paramsJson) as Params;
+    let result: TrialResult;
+    let argv: string[] = [];
+    try {
+      const command = buildCommand({
+        command: a.command.length ? a.command : undefined,
+        program: a.program || undefined,
+        params,
+        cwd: this.opts.cwd,
+        sweepId: this.opts.sweepId,
+        trialId: a.trialId,
+      });
+      argv = command.argv;
+      log.info('trial starting', { argv: argv.join(' ') });
+      const proc = startTrial({
+        command,
+        cwd: this.opts.cwd,
+        onPoint: (p) => this.publisher!.add(a.trialId, p),
+        onMalformed: () => this.publisher!.noteMalformed(a.trialId),
+        graceMs: this.opts.graceMs,
+        logger: log,
+      });
+      this.running.set(a.trialId, proc);
+      // A shutdown that began while we were starting must reach this trial too.
+      if (this.shutdownController.signal.aborted) void proc.stop('agent shutting down', this.opts.graceMs ?? 10_000);
+      result = await proc.result;
+    } catch (err) {
+      if (!(err instanceof CommandError)) throw err;
+      result = { exitCode: null, signal: null, startError: err.message, stdoutTail: [], stderrTail: [], durationMs: 0, malformedLines: 0 };
+    } finally {
+      this.running.delete(a.trialId);
+    }
+    const { lastSeq } = await this.publisher!.flushTrial(a.trialId);
+    const outcome = result.startError
+      ? `could not start: ${result.startError}`
+      : result.stoppedBy
+        ? `stopped (${result.stoppedBy})`
+        : result.signal
+          ? `killed by ${result.signal}`
+          : `exit ${result.exitCode}`;
+    log.info('trial ended', { outcome, seconds: (result.durationMs / 1000).toFixed(1) });
+    await this.complete({
+      agentId: this.agentId,
+      trialId: a.trialId,
+      ...(result.exitCode !== null ? { exitCode: result.exitCode } : {}),
+      signal: result.signal ?? '',
+      startError: result.startError ?? '',
+      stoppedReason: result.stoppedBy ?? '',
+      stdoutTail: result.stdoutTail,
+      stderrTail: result.stderrTail,
+      lastMetricSeq: lastSeq,
+      durationMs: result.durationMs,
+      argv,
+    });
+  }
+
+  private async complete(req: ApiCompleteTrialRequest): Promise<void> {
+    // Reporting must survive a controller restart: retry even while shutting down.
+    await withRetry(`report trial ${req.trialId}`, () => this.client.completeTrial(req), this.log);
+  }
+
+  private listenForControl(nc: NatsConnection): void {
+    this.controlSub = nc.subscribe(controlSubject(this.agentId), {
+      callback: (err, msg) => {
+        if (err) return;
+        let parsed;
+        try {
+          parsed = controlMessageSchema.safeParse(JSON.parse(new TextDecoder().decode(msg.data)));
+        } catch {
+          parsed = undefined;
+        }
+        if (!parsed?.success) {
+          this.log.warn('ignored a malformed control message');
+          return;
+        }
+        this.stopTrial(parsed.data.trialId, parsed.data.reason);
+      },
+    });
+  }
+
+  private stopTrial(trialId: string, reason: string): void {
+    const proc = this.running.get(trialId);
+    if (!proc) return;
+    this.log.info('stopping trial on the controller\'s order', { trial: trialId, reason });
+    void proc.stop(reason, this.opts.graceMs ?? 10_000);
+  }
+
+  private startHeartbeats(intervalMs: number): void {
+    const beat = async () => {
+      try {
+        const res = await this.client.heartbeat({
+          agentId: this.agentId,
+          sweepId: this.opts.sweepId,
+          runningTrialIds: [...this.running.keys()],
+        });
+        for (const order of res.stop) this.stopTrial(order.trialId, order.reason);
+      } catch (err) {
+        this.log.debug('heartbeat failed', { error: String(err) });
+      }
+    };
+    this.heartbeatTimer = setInterval(() => void beat(), intervalMs);
+    this.heartbeatTimer.unref();
+  }
+
+  private async close(): Promise<void> {
+    if (this.currentState === 'running' || this.currentState === 'initialized') this.setState('stopping', 'closing');
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.controlSub?.unsubscribe();
+    try {
+      await this.publisher?.close();
+      await this.nc?.drain();
+    } catch (err) {
+      this.log.warn('error while closing NATS', { error: String(err) });
+    }
+    this.client.close();
+    if (this.currentState === 'stopping') this.setState('stopped', 'closed');
+  }
+}
+
+function emptyCompletion(agentId: string, trialId: string): ApiCompleteTrialRequest {
+  return {
+    agentId,
+    trialId,
+    signal: '',
+    startError: '',
+    stoppedReason: '',
+    stdoutTail: [],
+    stderrTail: [],
+    lastMetricSeq: 0,
+    durationMs: 0,
+    argv: [],
+  };
+}
+
+/**
+ * The controller advertises the NATS URL it uses itself. When that is a loopback address but the
+ * controller is on another host, the agent would dial itself: use the controller's host instead.
+ */
+export function advertisedNatsUrl(advertised: string, controller: string): string {
+  if (!advertised) throw new UsageError('the controller advertised no NATS URL; pass --nats URL');
+  const ctrlHost = controller.replace(/^\[?([^\]]*?)\]?:\d+$/, '$1');
+  const isLoopback = (h: string) => h === 'localhost' || h.startsWith('127.') || h === '::1';
+  return advertised
+    .split(',')
+    .map((u) => {
+      const m = /^(nats:\/\/|tls:\/\/)?([^@]*@)?(\[[^\]]+\]|[^:/]+)(:\d+)?$/.exec(u.trim());
+      if (!m) return u;
+      const host = m[3].replace(/^\[|\]$/g, '');
+      if (!isLoopback(host) || isLoopback(ctrlHost)) return u;
+      return `${m[1] ?? 'nats://'}${m[2] ?? ''}${ctrlHost}${m[4] ?? ''}`;
+    })
+    .join(',');
+}

@@ -1,0 +1,274 @@
+/**
+ * Turns a sweep's `command` template and one trial's parameters into the argv, environment and
+ * files of the trial's process, expanding the macros `wandb agent` understands.
+ *
+ * Behaviour follows wandb's agent (`wandb/wandb_agent.py` `Agent._command_run` and
+ * `create_sweep_command_args` in `wandb/sdk/launch/sweeps/utils.py`): an element that is exactly
+ * `${name}` is replaced by a list spliced into argv (an empty list removes it), values are written
+ * as Python's `str()` writes them, nested parameters arrive as one dict value (`--opt={'lr': 0.1}`),
+ * `${args_json}` is `json.dumps` of the parameters, and an unset `${envvar:NAME}` becomes `NAME`.
+ * Where we differ on purpose: `${interpreter}` depends on the program's extension (wandb always
+ * says `python`), `${program}` is made absolute, macros inside a larger element are substituted
+ * (wandb leaves them as text) and an unknown macro is an error (wandb drops it silently).
+ *
+ * No shell is ever involved, so parameter values reach the program byte for byte.
+ */
+import { randomBytes } from 'node:crypto';
+import { accessSync, constants as fsConstants, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SweeperError } from '../common/errors.js';
+import { type ParamValue, type Params, Float, isFloatValue, pyFloatRepr, pyStr, stringifyTyped } from '../common/values.js';
+
+/** wandb's default when a sweep has no `command`. */
+export const DEFAULT_COMMAND: readonly string[] = ['${env}', '${interpreter}', '${program}', '${args}'];
+
+/** A command template that cannot be expanded: an unknown macro, a missing program, and so on. */
+export class CommandError extends SweeperError {}
+
+export interface BuildCommandOptions {
+  /** The sweep's `command`; DEFAULT_COMMAND when absent or empty (as wandb does). */
+  command?: readonly string[];
+  /** The sweep's `program`, relative to `cwd` or absolute. */
+  program?: string;
+  params: Params;
+  /** Directory the trial runs in; `${program}` is resolved against it. */
+  cwd: string;
+  /** Environment to inherit and to read `${envvar:NAME}` from; defaults to process.env. */
+  env?: NodeJS.ProcessEnv;
+  sweepId: string;
+  trialId: string;
+  /**
+   * Where files the command needs (`${args_json_file}`) will be written. Defaults to a fresh,
+   * unguessable directory under the OS temp dir; it is created by `writeCommandFiles`.
+   */
+  filesDir?: string;
+}
+
+export interface CommandFile {
+  path: string;
+  content: string;
+}
+
+export interface BuiltCommand {
+  argv: string[];
+  env: Record<string, string>;
+  /** Files to write before starting the process (see `writeCommandFiles`). */
+  files: CommandFile[];
+  /** The directory holding `files`, set only when there are files; removed after the trial. */
+  filesDir?: string;
+}
+
+/** Macros that expand to any number of argv items and so must stand alone in an element. */
+const LIST_MACROS = new Set(['args', 'args_no_hyphens', 'args_no_equals', 'args_no_boolean_flags']);
+const SCALAR_MACROS = new Set(['env', 'interpreter', 'program', 'args_json', 'args_json_file']);
+const MACRO = /\$\{([^}]*)\}/g;
+const ENVVAR = /^envvar:([A-Za-z0-9_]+)$/;
+
+export function buildCommand(opts: BuildCommandOptions): BuiltCommand {
+  const baseEnv = opts.env ?? process.env;
+  const template = opts.command && opts.command.length > 0 ? opts.command : DEFAULT_COMMAND;
+  const files: CommandFile[] = [];
+  let filesDir: string | undefined;
+
+  // Computed on first use so that a template without `${program}` needs no program file.
+  const memo = new Map<string, string[]>();
+  const expand = (name: string): string[] => {
+    const cached = memo.get(name);
+    if (cached) return cached;
+    const value = expandMacro(name);
+    memo.set(name, value);
+    return value;
+  };
+
+  const expandMacro = (name: string): string[] => {
+    const envvar = ENVVAR.exec(name);
+    if (envvar) return [baseEnv[envvar[1]] ?? envvar[1]];
+    switch (name) {
+      case 'env':
+        return process.platform === 'win32' ? [] : ['/usr/bin/env'];
+      case 'interpreter':
+        return interpreterFor(opts.program, baseEnv);
+      case 'program':
+        return [resolveProgram(opts.program, opts.cwd)];
+      case 'args':
+        return Object.entries(opts.params).map(([k, v]) => `--${k}=${pyStr(v)}`);
+      case 'args_no_hyphens':
+        return Object.entries(opts.params).map(([k, v]) => `${k}=${pyStr(v)}`);
+      case 'args_no_equals':
+        return Object.entries(opts.params).flatMap(([k, v]) => [`--${k}`, pyStr(v)]);
+      case 'args_no_boolean_flags':
+        return Object.entries(opts.params).flatMap(([k, v]) => {
+          if (v === true) return [`--${k}`];
+          if (v === false) return [];
+          return [`--${k}=${pyStr(v)}`];
+        });
+      case 'args_json':
+        return [pyJsonDumps(opts.params)];
+      case 'args_json_file': {
+        filesDir = opts.filesDir ?? defaultFilesDir(opts.sweepId, opts.trialId);
+        const file = path.join(filesDir, 'args.json');
+        files.push({ path: file, content: pyJsonDumps(opts.params) });
+        return [file];
+      }
+      default:
+        throw new CommandError(`unknown macro '\${${name}}' in command`);
+    }
+  };
+
+  const argv: string[] = [];
+  for (const element of template) {
+    const whole = /^\$\{([^}]*)\}$/.exec(element);
+    if (whole) {
+      argv.push(...expand(whole[1]));
+      continue;
+    }
+    // One pass, so text that a macro produced (an env var holding `${x}`) is never expanded again.
+    argv.push(
+      element.replace(MACRO, (_m, name: string) => {
+        if (LIST_MACROS.has(name)) {
+          throw new CommandError(`macro '\${${name}}' expands to several arguments and must be a command element of its own`);
+        }
+        if (!SCALAR_MACROS.has(name) && !ENVVAR.test(name)) {
+          throw new CommandError(`unknown macro '\${${name}}' in command`);
+        }
+        return expand(name).join(' ');
+      }),
+    );
+  }
+  if (argv.length === 0) throw new CommandError('command expands to nothing');
+
+  return { argv, env: childEnv(baseEnv, opts), files, ...(filesDir !== undefined ? { filesDir } : {}) };
+}
+
+/** Write the files a built command refers to; the directory is made private to this user. */
+export function writeCommandFiles(cmd: BuiltCommand): void {
+  if (cmd.files.length === 0) return;
+  if (cmd.filesDir) mkdirSync(cmd.filesDir, { recursive: true, mode: 0o700 });
+  for (const f of cmd.files) {
+    mkdirSync(path.dirname(f.path), { recursive: true, mode: 0o700 });
+    writeFileSync(f.path, f.content, { mode: 0o600 });
+  }
+}
+
+/** Remove what `writeCommandFiles` wrote; never throws. */
+export function removeCommandFiles(cmd: BuiltCommand): void {
+  try {
+    if (cmd.filesDir) rmSync(cmd.filesDir, { recursive: true, force: true });
+    else for (const f of cmd.files) rmSync(f.path, { force: true });
+  } catch {
+    // A leftover file in the temp dir is not worth failing a trial over.
+  }
+}
+
+function childEnv(baseEnv: NodeJS.ProcessEnv, opts: BuildCommandOptions): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(baseEnv)) if (v !== undefined) env[k] = v;
+  env.SWEEPER_SWEEP_ID = opts.sweepId;
+  env.SWEEPER_TRIAL_ID = opts.trialId;
+  env.SWEEPER_PARAMS = stringifyTyped(opts.params);
+  // A block-buffered stdout would deliver metric lines late, in bursts, or never (on SIGKILL).
+  env.PYTHONUNBUFFERED = '1';
+  const prior = env.PYTHONPATH;
+  env.PYTHONPATH = prior ? `${PYTHON_HELPERS_DIR}${path.delimiter}${prior}` : PYTHON_HELPERS_DIR;
+  return env;
+}
+
+/**
+ * The directory holding the `sweeper` Python package. From source it sits beside this module;
+ * compiled code runs from `dist/agent/`, where tsc does not copy `.py` files, so look in the
+ * source tree too.
+ */
+export const PYTHON_HELPERS_DIR: string = (() => {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const candidates = [path.join(here, 'helpers', 'python'), path.join(here, '..', '..', 'agent', 'helpers', 'python')];
+  return candidates.find((dir) => existsSync(path.join(dir, 'sweeper', '__init__.py'))) ?? candidates[0];
+})();
+
+function resolveProgram(program: string | undefined, cwd: string): string {
+  if (!program) throw new CommandError("command uses '${program}' but the sweep has no 'program'");
+  const abs = path.resolve(cwd, program);
+  let isFile = false;
+  try {
+    isFile = statSync(abs).isFile();
+  } catch {
+    // Reported below with the path we looked at.
+  }
+  if (!isFile) throw new CommandError(`program '${program}' not found (looked at ${abs})`);
+  return abs;
+}
+
+/** `[]` means "run the program itself", which then needs its executable bit or a shebang. */
+function interpreterFor(program: string | undefined, env: NodeJS.ProcessEnv): string[] {
+  const ext = program ? path.extname(program).toLowerCase() : '.py';
+  switch (ext) {
+    case '.py':
+      return [onPath('python3', env) ? 'python3' : 'python'];
+    case '.js':
+    case '.mjs':
+    case '.cjs':
+      return [process.execPath];
+    case '.sh':
+      return ['bash'];
+    default:
+      return [];
+  }
+}
+
+function onPath(name: string, env: NodeJS.ProcessEnv): boolean {
+  for (const dir of (env.PATH ?? '').split(path.delimiter)) {
+    if (!dir) continue;
+    try {
+      accessSync(path.join(dir, name), fsConstants.X_OK);
+      return true;
+    } catch {
+      // Not in this directory.
+    }
+  }
+  return false;
+}
+
+function defaultFilesDir(sweepId: string, trialId: string): string {
+  const safe = (s: string) => s.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 40);
+  // Random so another user of a shared /tmp cannot plant a file or link at a path we will write.
+  return path.join(tmpdir(), `sweeper-${safe(sweepId)}-${safe(trialId)}-${randomBytes(6).toString('hex')}`);
+}
+
+/**
+ * Python's `json.dumps` with its defaults: `", "` and `": "` separators, non-ASCII escaped,
+ * floats as `repr` writes them and non-finite floats as NaN/Infinity. Programs that compare or
+ * hash `${args_json}` see exactly what wandb would have given them.
+ */
+export function pyJsonDumps(v: ParamValue): string {
+  if (v === null) return 'null';
+  if (v === true) return 'true';
+  if (v === false) return 'false';
+  if (typeof v === 'string') return pyJsonString(v);
+  if (v instanceof Float || typeof v === 'number') {
+    const n = typeof v === 'number' ? v : v.value;
+    if (Number.isNaN(n)) return 'NaN';
+    if (!Number.isFinite(n)) return n > 0 ? 'Infinity' : '-Infinity';
+    return isFloatValue(v) ? pyFloatRepr(n) : String(n);
+  }
+  if (Array.isArray(v)) return `[${v.map(pyJsonDumps).join(', ')}]`;
+  return `{${Object.entries(v)
+    .map(([k, e]) => `${pyJsonString(k)}: ${pyJsonDumps(e)}`)
+    .join(', ')}}`;
+}
+
+const SHORT_ESCAPES: Record<string, string> = { '"': '\\"', '\\': '\\\\', '\b': '\\b', '\f': '\\f', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+function pyJsonString(s: string): string {
+  let out = '"';
+  // Indexing by UTF-16 unit writes astral characters as surrogate pairs, as Python does.
+  for (let i = 0; i < s.length; i++) {
+    const ch = s[i];
+    const code = s.charCodeAt(i);
+    const short = SHORT_ESCAPES[ch];
+    if (short) out += short;
+    else if (code < 0x20 || code > 0x7e) out += `\\u${code.toString(16).padStart(4, '0')}`;
+    else out += ch;
+  }
+  return out + '"';
+}

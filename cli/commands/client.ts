@@ -1,0 +1,92 @@
+/** Subcommands that talk to a running controller: create, ls, logs, pause/resume/stop. */
+import { readFile } from 'node:fs/promises';
+import { SweeperClient } from '../../common/api-client.js';
+import { parseConfigText } from '../../controller/config/parse.js';
+import { ConfigError } from '../../controller/config/errors.js';
+
+interface ClientOptions {
+  controller: string;
+}
+
+export async function runCreate(file: string, o: ClientOptions): Promise<void> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError([{ path: '(file)', message: `cannot read ${file}: ${(err as Error).message}` }], []);
+  }
+  // Validate locally first: the same errors, without a round trip, and warnings shown here.
+  const { warnings } = parseConfigText(text, file);
+  for (const w of warnings) process.stderr.write(`warning: ${w.path}: ${w.message}\n`);
+  const client = new SweeperClient(o.controller);
+  try {
+    const sweep = await client.createSweep(text, file);
+    const ctrl = o.controller === '127.0.0.1:50051' ? '' : ` --controller ${o.controller}`;
+    process.stdout.write(
+      `Created sweep ${sweep.id} (${sweep.method}${sweep.trialLimit ? `, ${sweep.trialLimit} trials` : ''})\n` +
+        `Run agents with:  sweeper agent ${sweep.id}${ctrl}\n` +
+        `Watch it with:    sweeper watch ${sweep.id}${ctrl}\n`,
+    );
+  } finally {
+    client.close();
+  }
+}
+
+export async function runLs(o: ClientOptions & { json?: boolean }): Promise<void> {
+  const client = new SweeperClient(o.controller);
+  try {
+    const sweeps = await client.listSweeps();
+    if (o.json) {
+      process.stdout.write(JSON.stringify(sweeps, null, 2) + '\n');
+      return;
+    }
+    if (sweeps.length === 0) {
+      process.stdout.write('no sweeps\n');
+      return;
+    }
+    const rows = [['SWEEP', 'NAME', 'METHOD', 'STATE', 'TRIALS', 'BEST', 'CREATED']];
+    for (const s of sweeps) {
+      rows.push([
+        s.id,
+        s.name || '-',
+        s.method,
+        s.state,
+        s.trialLimit ? `${s.trialCount}/${s.trialLimit}` : String(s.trialCount),
+        s.bestValue !== undefined && s.bestValue !== null ? `${s.metricName}=${Number(s.bestValue.toPrecision(6))}` : '-',
+        new Date(s.createdAt).toISOString().replace('T', ' ').slice(0, 19),
+      ]);
+    }
+    const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+    for (const r of rows) process.stdout.write(r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd() + '\n');
+  } finally {
+    client.close();
+  }
+}
+
+export async function runLogs(trialId: string, o: ClientOptions): Promise<void> {
+  const client = new SweeperClient(o.controller);
+  try {
+    const d = await client.getTrial(trialId);
+    const t = d.trial;
+    process.stdout.write(`trial ${t.id}: ${t.state}${t.reason ? ` (${t.reason})` : ''}\n`);
+    if (d.argv.length) process.stdout.write(`command: ${JSON.stringify(d.argv)}\n`);
+    process.stdout.write(`--- stdout (last ${d.stdoutTail.length} lines) ---\n`);
+    for (const l of d.stdoutTail) process.stdout.write(l + '\n');
+    process.stdout.write(`--- stderr (last ${d.stderrTail.length} lines) ---\n`);
+    for (const l of d.stderrTail) process.stdout.write(l + '\n');
+    if (t.state === 'running') process.stdout.write('(the trial is still running: its output is kept when it ends)\n');
+  } finally {
+    client.close();
+  }
+}
+
+export async function runSweepControl(action: 'pause' | 'resume' | 'stop', sweepId: string, o: ClientOptions): Promise<void> {
+  const client = new SweeperClient(o.controller);
+  try {
+    const sweep =
+      action === 'pause' ? await client.pauseSweep(sweepId) : action === 'resume' ? await client.resumeSweep(sweepId) : await client.stopSweep(sweepId);
+    process.stdout.write(`sweep ${sweep.id} is ${sweep.state}\n`);
+  } finally {
+    client.close();
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * `sweeper local FILE`: the whole system on one machine. Starts nats-server (installing Debian's
+ * package if it is missing and we may), the controller in this process and N agents as child
+ * processes in the config file's folder, shows the live leaderboard until the sweep is over,
+ * then prints the best trials and where the data lives.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createLogger } from '../../common/log.js';
+import { ensureNatsServer, startNatsServer } from '../../common/nats-server.js';
+import type { NatsServerHandle } from '../../common/nats-server.js';
+import type { ParamValue } from '../../common/values.js';
+import { parseTypedJson, stringifyTyped } from '../../common/values.js';
+import { ConfigError } from '../../controller/config/errors.js';
+import { parseConfigText } from '../../controller/config/parse.js';
+import type { ControllerHandle } from '../../controller/controller.js';
+import { startController } from '../../controller/controller.js';
+import { toApiSweep, toApiTrial } from '../../controller/grpc-server.js';
+import type { SweepRecord } from '../../controller/state.js';
+import { onShutdownSignals } from '../signals.js';
+import { renderLeaderboard, renderSummary } from '../table.js';
+import { LiveScreen, useColor } from './watch.js';
+
+export interface LocalOptions {
+  agents: number;
+  json?: boolean;
+  data?: string;
+}
+
+/** The CLI's own entry file, for starting agents as child processes. */
+function cliEntry(): string {
+  return fileURLToPath(new URL('../run.js', import.meta.url));
+}
+
+export async function runLocal(file: string, o: LocalOptions): Promise<void> {
+  const configPath = resolve(file);
+  let text: string;
+  try {
+    text = await readFile(configPath, 'utf8');
+  } catch (err) {
+    throw new ConfigError([{ path: '(file)', message: `cannot read ${file}: ${(err as Error).message}` }], []);
+  }
+  const { warnings } = parseConfigText(text, file);
+  for (const w of warnings) process.stderr.write(`warning: ${w.path}: ${w.message}\n`);
+
+  const workDir = dirname(configPath);
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  const dataDir = resolve(o.data ?? join(workDir, '.sweeper', `local-${stamp}`));
+  mkdirSync(dataDir, { recursive: true });
+  const logFile = join(dataDir, 'sweeper.log');
+  const logStream = createWriteStream(logFile, { flags: 'a' });
+  // The live table owns the terminal: everything else goes to the log file.
+  const log = createLogger('local', (line) => logStream.write(line + '\n'));
+  const say = (msg: string) => process.stderr.write(`sweeper: ${msg}\n`);
+
+  // Installing nats-server is worth telling the user about: that logger writes to stderr.
+  await ensureNatsServer({ install: true, log: createLogger('setup') });
+  let nats: NatsServerHandle | undefined;
+  let controller: ControllerHandle | undefined;
+  const agents: ChildProcess[] = [];
+  try {
+    nats = await startNatsServer({ storeDir: join(dataDir, 'nats'), host: '127.0.0.1', port: -1, log: log.child('nats-server') });
+    controller = await startController({ host: '127.0.0.1', port: 0, natsUrl: nats.url, log: log.child('controller') });
+    const service = controller.service;
+    const sweep = await service.createSweep(text, file);
+    say(`sweep ${sweep.id}: ${sweep.config.method}, ${o.agents} agent${o.agents > 1 ? 's' : ''}, data in ${dataDir}`);
+
+    for (let i = 1; i <= o.agents; i++) {
+      const out = createWriteStream(join(dataDir, `agent-${i}.log`), { flags: 'a' });
+      const child = spawn(
+        process.execPath,
+        [cliEntry(), 'agent', sweep.id, '--controller', controller.address, '--nats', nats.url, '--agent-id', `local-${sweep.id}-${i}`],
+        { cwd: workDir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } },
+      );
+      child.stdout!.pipe(out);
+      child.stderr!.pipe(out);
+      agents.push(child);
+    }
+
+    let interrupted = 0;
+    const release = onShutdownSignals((signal, n) => {
+      interrupted = n;
+      if (n === 1) {
+        say(`received ${signal}: stopping the sweep (running trials get their grace period; again to force)`);
+        void service.stopSweep(sweep.id).catch((err) => log.error('could not stop the sweep', { error: String(err) }));
+      } else {
+        for (const a of agents) if (a.exitCode === null) a.kill('SIGKILL');
+      }
+    });
+    try {
+      await followSweep(controller, sweep, agents, o.json ? undefined : new LiveScreen(process.stdout));
+    } finally {
+      release();
+    }
+    // Agents exit on their own once the sweep is over; give them a moment, then make sure.
+    await Promise.all(agents.map((a) => waitExit(a, 15_000)));
+
+    const board = service.leaderboard(sweep);
+    const detail = { sweep: toApiSweep(service.sweepView(sweep, board)), trials: board.map(toApiTrial) };
+    if (o.json) {
+      const doc: ParamValue = {
+        sweep: {
+          id: sweep.id,
+          state: sweep.state,
+          method: sweep.config.method,
+          metric: sweep.config.metric ? { name: sweep.config.metric.name, goal: sweep.config.metric.goal } : null,
+          finish_reason: sweep.finishReason,
+          data_dir: dataDir,
+        },
+        trials: board.map((t) => ({
+          id: t.id,
+          state: t.state,
+          params: parseTypedJson(t.paramsJson),
+          value: t.bestValue,
+          ...(t.reason ? { reason: t.reason } : {}),
+        })),
+      };
+      process.stdout.write(stringifyTyped(doc, 2) + '\n');
+    } else {
+      process.stdout.write('\n' + renderSummary(detail, { width: process.stdout.columns || 120, color: useColor(process.stdout) }) + '\n');
+      process.stdout.write(`\nData: ${dataDir} (NATS store, logs: sweeper.log, agent-N.log)\n`);
+    }
+    if (interrupted) process.exitCode = 130;
+    else if (agents.some((a) => a.exitCode !== 0)) {
+      say(`an agent exited with an error; see ${dataDir}/agent-*.log`);
+      process.exitCode = 1;
+    }
+  } finally {
+    for (const a of agents) if (a.exitCode === null && a.signalCode === null) a.kill('SIGKILL');
+    await controller?.stop();
+    await nats?.stop();
+    logStream.end();
+  }
+}
+
+/** Draw the leaderboard as it changes until the sweep settles or every agent has exited. */
+async function followSweep(controller: ControllerHandle, sweep: SweepRecord, agents: ChildProcess[], screen?: LiveScreen): Promise<void> {
+  const service = controller.service;
+  const draw = () => {
+    if (!screen) return;
+    const board = service.leaderboard(sweep);
+    const detail = { sweep: toApiSweep(service.sweepView(sweep, board)), trials: board.map(toApiTrial) };
+    screen.draw(
+      renderLeaderboard(detail, {
+        width: process.stdout.columns || 120,
+        color: useColor(process.stdout),
+        maxRows: Math.max(5, (process.stdout.rows || 40) - 12),
+      }),
+    );
+  };
+  await new Promise<void>((done) => {
+    let timer: NodeJS.Timeout | undefined;
+    const check = () => {
+      timer = undefined;
+      draw();
+      const agentsGone = agents.every((a) => a.exitCode !== null || a.signalCode !== null);
+      if (service.isSettled(sweep) || agentsGone) {
+        unsubscribe();
+        clearInterval(tick);
+        done();
+      }
+    };
+    const schedule = () => {
+      if (!timer) timer = setTimeout(check, 250);
+    };
+    const unsubscribe = service.subscribe(sweep.id, schedule);
+    // Runtimes tick and agents may exit without any sweep event: look once a second regardless.
+    const tick = setInterval(schedule, 1000);
+    check();
+  });
+  screen?.done();
+}
+
+function waitExit(child: ChildProcess, timeoutMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve();
+    }, timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,83 @@
+import { SweeperClient } from '../../common/api-client.js';
+import type { ApiSweepDetail } from '../../common/api-types.js';
+import { renderLeaderboard } from '../table.js';
+import { onShutdownSignals } from '../signals.js';
+
+export interface WatchOptions {
+  controller: string;
+  once?: boolean;
+  json?: boolean;
+}
+
+export function useColor(stream: NodeJS.WriteStream): boolean {
+  return Boolean(stream.isTTY) && !('NO_COLOR' in process.env) && process.env.TERM !== 'dumb';
+}
+
+/** `sweeper watch SWEEP_ID`: a table redrawn in place (on a terminal) until the sweep settles. */
+export async function runWatch(sweepId: string, o: WatchOptions): Promise<void> {
+  const client = new SweeperClient(o.controller);
+  try {
+    if (o.once) {
+      const detail = await client.getSweep(sweepId);
+      process.stdout.write(o.json ? JSON.stringify(detailJson(detail), null, 2) + '\n' : render(detail) + '\n');
+      return;
+    }
+    const stream = client.watchSweep(sweepId);
+    const release = onShutdownSignals(() => stream.cancel());
+    const screen = new LiveScreen(process.stdout);
+    try {
+      for await (const detail of stream) {
+        if (o.json) process.stdout.write(JSON.stringify(detailJson(detail)) + '\n');
+        else screen.draw(render(detail));
+      }
+    } finally {
+      release();
+      screen.done();
+    }
+  } finally {
+    client.close();
+  }
+}
+
+function render(detail: ApiSweepDetail): string {
+  return renderLeaderboard(detail, { width: process.stdout.columns || 120, color: useColor(process.stdout), maxRows: Math.max(5, (process.stdout.rows || 40) - 12) });
+}
+
+/** The JSON form of a snapshot: params decoded, values as numbers or null. */
+export function detailJson(detail: ApiSweepDetail): unknown {
+  return {
+    sweep: { ...detail.sweep, bestValue: detail.sweep.bestValue ?? null, config: JSON.parse(detail.sweep.configJson), configJson: undefined },
+    trials: detail.trials.map((t) => ({
+      ...t,
+      params: JSON.parse(t.paramsJson),
+      paramsJson: undefined,
+      bestValue: t.bestValue ?? null,
+      lastValue: t.lastValue ?? null,
+      exitCode: t.exitCode ?? null,
+    })),
+  };
+}
+
+/**
+ * Redraws a block of text in place on a terminal (cursor up, clear to end); elsewhere it prints
+ * each new frame only when it changed, so piping to a file stays readable.
+ */
+export class LiveScreen {
+  private lines = 0;
+  private last = '';
+  constructor(private readonly out: NodeJS.WriteStream) {}
+  draw(text: string): void {
+    if (text === this.last) return;
+    this.last = text;
+    if (this.out.isTTY) {
+      if (this.lines > 0) this.out.write(`\x1b[${this.lines}F\x1b[J`);
+      this.out.write(text + '\n');
+      this.lines = text.split('\n').length;
+    } else {
+      this.out.write(text + '\n\n');
+    }
+  }
+  done(): void {
+    this.lines = 0;
+  }
+}

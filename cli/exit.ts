@@ -1,0 +1,34 @@
+/** Exit codes and error reporting for the CLI: one place maps typed errors to codes. */
+import * as grpc from '@grpc/grpc-js';
+import { CommanderError } from 'commander';
+import { ApiError } from '../common/api-client.js';
+import { MissingDependencyError, UsageError } from '../common/errors.js';
+
+export const EXIT = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as const;
+
+export function exitCodeFor(err: unknown): number {
+  if (err instanceof CommanderError) {
+    // --help and --version end through exitOverride with exit code 0.
+    return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  }
+  if (err instanceof UsageError) return EXIT.usage;
+  if (err instanceof ApiError && [grpc.status.NOT_FOUND, grpc.status.INVALID_ARGUMENT, grpc.status.FAILED_PRECONDITION].includes(err.code)) {
+    return EXIT.usage;
+  }
+  return EXIT.failure;
+}
+
+export function reportError(err: unknown): void {
+  // Commander has already printed its own message.
+  if (err instanceof CommanderError) return;
+  if (err instanceof ApiError && err.code === grpc.status.UNAVAILABLE) {
+    process.stderr.write(`sweeper: cannot reach the controller at ${err.rpc === 'WatchSweep' ? 'its address' : 'the given address'} (${err.details}); is 'sweeper server' running? (--controller / SWEEPER_CONTROLLER)\n`);
+    return;
+  }
+  if (err instanceof UsageError || err instanceof ApiError || err instanceof MissingDependencyError) {
+    process.stderr.write(`sweeper: ${err.message}\n`);
+    return;
+  }
+  const text = err instanceof Error ? (process.env.SWEEPER_LOG_LEVEL === 'debug' ? (err.stack ?? err.message) : err.message) : String(err);
+  process.stderr.write(`sweeper: ${text}\n`);
+}

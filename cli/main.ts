@@ -1,0 +1,133 @@
+/**
+ * The `sweeper` command line: a thin layer over the library. Each subcommand parses its flags,
+ * calls the same functions the package exports, and maps typed errors to exit codes:
+ * 0 success, 1 runtime failure, 2 bad input (config, flags, unknown sweep), 130 interrupted.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_CONTROLLER } from '../common/api-client.js';
+import { runAgentCommand } from './commands/agent.js';
+import { runCreate, runLogs, runLs, runSweepControl } from './commands/client.js';
+import { runLocal } from './commands/local.js';
+import { runServer } from './commands/server.js';
+import { runValidate } from './commands/validate.js';
+import { runWatch } from './commands/watch.js';
+import { exitCodeFor, reportError } from './exit.js';
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number (0-65535)');
+  return n;
+}
+
+function natsPort(value: string): number {
+  return value === '-1' ? -1 : port(value);
+}
+
+const controllerOption = () =>
+  new Option('--controller <addr>', 'controller gRPC address (host:port)').env('SWEEPER_CONTROLLER').default(DEFAULT_CONTROLLER);
+
+export function buildProgram(): Command {
+  const program = new Command('sweeper')
+    .description('Self-hosted hyperparameter sweeps: W&B-compatible configs, agents on GPU hosts, a live leaderboard.')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  program
+    .command('local')
+    .description('run a whole sweep on this machine: NATS, controller and agents, with a live leaderboard')
+    .argument('<file>', 'sweep config (YAML or JSON)')
+    .option('--agents <n>', 'number of local agents', positiveInt, 2)
+    .option('--json', 'print one JSON document with the result at the end instead of the live table')
+    .option('--data <dir>', 'where NATS keeps the sweep data (default: a new folder under .sweeper/ next to the config)')
+    .action(async (file: string, o) => runLocal(file, o));
+
+  program
+    .command('validate')
+    .description('check a sweep config; exit 0 when valid (warnings on stderr), 2 with one problem per line when not')
+    .argument('<file>', 'sweep config (YAML or JSON)')
+    .action(async (file: string) => runValidate(file));
+
+  program
+    .command('server')
+    .description('run the controller (gRPC API); starts its own nats-server unless --nats is given')
+    .option('--host <host>', 'address the API (and an embedded nats-server) bind to', '127.0.0.1')
+    .option('--port <port>', 'gRPC port', port, 50051)
+    .addOption(new Option('--nats <url>', 'use this NATS server (JetStream enabled) instead of starting one').env('SWEEPER_NATS_URL'))
+    .option('--nats-port <port>', 'port of the embedded nats-server (-1: any free port)', natsPort, 4222)
+    .option('--data <dir>', 'data folder of the embedded nats-server', '.sweeper/server')
+    .action(async (o) => runServer(o));
+
+  program
+    .command('create')
+    .description('validate a config and create a sweep on a running controller; prints its id and the agent command')
+    .argument('<file>', 'sweep config (YAML or JSON)')
+    .addOption(controllerOption())
+    .action(async (file: string, o) => runCreate(file, o));
+
+  program
+    .command('agent')
+    .description('run trials of a sweep in this directory until it is over')
+    .argument('<sweep_id>', 'the sweep to work on')
+    .option('--count <n>', 'exit after this many trials', positiveInt)
+    .addOption(controllerOption())
+    .addOption(new Option('--nats <url>', 'NATS URL (default: the one the controller advertises)').env('SWEEPER_NATS_URL'))
+    .addOption(new Option('--agent-id <id>', 'stable agent id (default: host-pid-random)').env('SWEEPER_AGENT_ID'))
+    .option('--grace <seconds>', 'seconds between SIGTERM and SIGKILL when a trial is stopped', positiveInt, 10)
+    .action(async (sweepId: string, o) => runAgentCommand(sweepId, o));
+
+  program
+    .command('watch')
+    .description('live leaderboard of a sweep')
+    .argument('<sweep_id>', 'the sweep to watch')
+    .option('--once', 'print the leaderboard once and exit')
+    .option('--json', 'machine-readable output (one JSON document per update; with --once, just one)')
+    .addOption(controllerOption())
+    .action(async (sweepId: string, o) => runWatch(sweepId, o));
+
+  program
+    .command('ls')
+    .description('list the sweeps on the controller')
+    .option('--json', 'machine-readable output')
+    .addOption(controllerOption())
+    .action(async (o) => runLs(o));
+
+  program
+    .command('logs')
+    .description("show the last lines of a trial's stdout and stderr")
+    .argument('<trial_id>', 'the trial (as shown by watch)')
+    .addOption(controllerOption())
+    .action(async (trialId: string, o) => runLogs(trialId, o));
+
+  for (const [name, description] of [
+    ['pause', 'hand out no new trials; running ones continue'],
+    ['resume', 'resume a paused sweep'],
+    ['stop', 'no new trials; running trials get SIGTERM, then SIGKILL after their grace period'],
+  ] as const) {
+    program
+      .command(name)
+      .description(description)
+      .argument('<sweep_id>', 'the sweep')
+      .addOption(controllerOption())
+      .action(async (sweepId: string, o) => runSweepControl(name, sweepId, o));
+  }
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return process.exitCode === undefined ? 0 : Number(process.exitCode);
+  } catch (err) {
+    const code = exitCodeFor(err);
+    if (code !== 0) reportError(err);
+    return code;
+  }
+}

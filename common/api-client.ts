@@ -1,0 +1,152 @@
+/**
+ * A promise-based client of the controller's gRPC API, used by agents and the CLI.
+ * `withRetry` adds the backoff agents need when the controller is away.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type {
+  ApiCompleteTrialRequest,
+  ApiHeartbeatResponse,
+  ApiRegisterAgentResponse,
+  ApiRequestTrialResponse,
+  ApiSweep,
+  ApiSweepDetail,
+  ApiTrialDetail,
+} from './api-types.js';
+import { SweeperError } from './errors.js';
+import type { Logger } from './log.js';
+import { sweeperClientCtor } from './proto.js';
+
+export class ApiError extends SweeperError {
+  constructor(
+    readonly rpc: string,
+    readonly code: grpc.status,
+    readonly details: string,
+  ) {
+    super(details || `${rpc} failed (${grpc.status[code]})`);
+  }
+  /** Worth retrying: the controller is down, restarting or overloaded. */
+  get transient(): boolean {
+    return [grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.RESOURCE_EXHAUSTED, grpc.status.ABORTED].includes(this.code);
+  }
+}
+
+export const DEFAULT_CONTROLLER = '127.0.0.1:50051';
+
+export class SweeperClient {
+  private readonly client: grpc.Client & Record<string, Function>;
+
+  constructor(
+    readonly address: string,
+    private readonly deadlineMs = 15_000,
+  ) {
+    const Ctor = sweeperClientCtor();
+    this.client = new Ctor(address, grpc.credentials.createInsecure(), {
+      // Reconnect quickly after a controller restart.
+      'grpc.initial_reconnect_backoff_ms': 200,
+      'grpc.max_reconnect_backoff_ms': 2000,
+    }) as grpc.Client & Record<string, Function>;
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private call<Res>(rpc: string, req: object, deadlineMs = this.deadlineMs): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      const method = this.client[rpc].bind(this.client);
+      method(req, { deadline: Date.now() + deadlineMs }, (err: grpc.ServiceError | null, res: Res) => {
+        if (err) reject(new ApiError(rpc, err.code, err.details));
+        else resolve(res);
+      });
+    });
+  }
+
+  createSweep(configText: string, filename?: string): Promise<ApiSweep> {
+    return this.call('CreateSweep', { configText, filename: filename ?? '' });
+  }
+  getSweep(sweepId: string, limit = 0): Promise<ApiSweepDetail> {
+    return this.call('GetSweep', { sweepId, limit });
+  }
+  async listSweeps(): Promise<ApiSweep[]> {
+    return (await this.call<{ sweeps: ApiSweep[] }>('ListSweeps', {})).sweeps;
+  }
+  pauseSweep(sweepId: string): Promise<ApiSweep> {
+    return this.call('PauseSweep', { sweepId });
+  }
+  resumeSweep(sweepId: string): Promise<ApiSweep> {
+    return this.call('ResumeSweep', { sweepId });
+  }
+  stopSweep(sweepId: string): Promise<ApiSweep> {
+    return this.call('StopSweep', { sweepId });
+  }
+  registerAgent(req: { agentId: string; sweepId: string; hostname: string; pid: number; slots: number }): Promise<ApiRegisterAgentResponse> {
+    return this.call('RegisterAgent', req);
+  }
+  heartbeat(req: { agentId: string; sweepId: string; runningTrialIds: string[] }): Promise<ApiHeartbeatResponse> {
+    return this.call('Heartbeat', req);
+  }
+  requestTrial(agentId: string, sweepId: string): Promise<ApiRequestTrialResponse> {
+    // The controller may wait on JetStream; give it more room than a read.
+    return this.call('RequestTrial', { agentId, sweepId }, 30_000);
+  }
+  completeTrial(req: ApiCompleteTrialRequest): Promise<{ state: string }> {
+    return this.call('CompleteTrial', req, 30_000);
+  }
+  getTrial(trialId: string): Promise<ApiTrialDetail> {
+    return this.call('GetTrial', { trialId });
+  }
+
+  /** Snapshots of the sweep until it settles; the iterator ends with the stream. */
+  watchSweep(sweepId: string, limit = 0): AsyncIterable<ApiSweepDetail> & { cancel(): void } {
+    const stream = this.client.WatchSweep({ sweepId, limit }) as grpc.ClientReadableStream<ApiSweepDetail>;
+    const iterable = {
+      cancel: () => stream.cancel(),
+      async *[Symbol.asyncIterator]() {
+        try {
+          for await (const snapshot of stream) yield snapshot as ApiSweepDetail;
+        } catch (err) {
+          const e = err as grpc.ServiceError;
+          if (e.code === grpc.status.CANCELLED) return;
+          throw new ApiError('WatchSweep', e.code, e.details);
+        }
+      },
+    };
+    return iterable;
+  }
+}
+
+/**
+ * Call `fn` until it succeeds or fails with a non-transient error, backing off from 200 ms to
+ * 5 s, and saying so every few seconds. `signal` aborts the wait.
+ */
+export async function withRetry<T>(what: string, fn: () => Promise<T>, log: Logger, signal?: AbortSignal): Promise<T> {
+  let delay = 200;
+  let lastSaid = 0;
+  const started = Date.now();
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof ApiError) || !err.transient || signal?.aborted) throw err;
+      if (Date.now() - lastSaid > 5000) {
+        lastSaid = Date.now();
+        log.warn(`controller unreachable, retrying: ${what}`, { for: `${Math.round((Date.now() - started) / 1000)}s`, error: err.details });
+      }
+      await sleep(delay, signal);
+      delay = Math.min(5000, delay * 2);
+    }
+  }
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

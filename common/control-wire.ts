@@ -1,0 +1,17 @@
+/**
+ * Orders from the controller to one agent, on core NATS for speed (a stop reaches the agent in
+ * milliseconds). Heartbeat responses repeat pending orders, so a lost message only delays a stop.
+ */
+import { z } from 'zod';
+
+export function controlSubject(agentId: string): string {
+  return `sweeper.control.${agentId}`;
+}
+
+export const controlMessageSchema = z.object({
+  type: z.literal('stop'),
+  trialId: z.string().min(1).max(200),
+  reason: z.string().max(1000),
+});
+
+export type ControlMessage = z.infer<typeof controlMessageSchema>;

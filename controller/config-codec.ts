@@ -1,0 +1,25 @@
+/**
+ * The validated config as stored in the event log and sent to clients: typed JSON, so integral
+ * floats (`Float`) survive the round trip and a replayed sweep behaves exactly as it did.
+ */
+import type { ParamValue } from '../common/values.js';
+import { Float, parseTypedJson, stringifyTyped } from '../common/values.js';
+import type { SweepConfig } from './config/types.js';
+
+export function encodeConfig(config: SweepConfig): string {
+  return stringifyTyped(dropUndefined(config) as ParamValue);
+}
+
+export function decodeConfig(json: string): SweepConfig {
+  return parseTypedJson(json) as unknown as SweepConfig;
+}
+
+function dropUndefined(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(dropUndefined);
+  if (v !== null && typeof v === 'object' && !(v instanceof Float)) {
+    const out: Record<string, unknown> = {};
+    for (const [k, e] of Object.entries(v)) if (e !== undefined) out[k] = dropUndefined(e);
+    return out;
+  }
+  return v;
+}

@@ -1,0 +1,92 @@
+/**
+ * Wires a running controller together: NATS connection, the JetStream event log, the metric
+ * ingest, the sweep service and the gRPC API. `sweeper server` and `sweeper local` both call
+ * `startController`; tests do too.
+ */
+import type { NatsConnection } from 'nats';
+import { JSONCodec } from 'nats';
+import { controlSubject } from '../common/control-wire.js';
+import type { ControlMessage } from '../common/control-wire.js';
+import type { Logger } from '../common/log.js';
+import { connectNats } from '../common/nats-connect.js';
+import { JetStreamEventLog } from './event-log.js';
+import type { GrpcServerHandle } from './grpc-server.js';
+import { startGrpcServer } from './grpc-server.js';
+import { MetricIngest } from './ingest.js';
+import { SweepService } from './sweep-service.js';
+
+export interface ControllerOptions {
+  host: string;
+  port: number;
+  natsUrl: string;
+  /** What agents are told to connect to; defaults to natsUrl. */
+  natsUrlForAgents?: string;
+  natsUser?: string;
+  natsPass?: string;
+  natsToken?: string;
+  heartbeatIntervalMs?: number;
+  log: Logger;
+}
+
+export interface ControllerHandle {
+  service: SweepService;
+  grpc: GrpcServerHandle;
+  /** `host:port` of the gRPC API. */
+  address: string;
+  nc: NatsConnection;
+  ingest: MetricIngest;
+  stop(): Promise<void>;
+}
+
+export async function startController(opts: ControllerOptions): Promise<ControllerHandle> {
+  const log = opts.log;
+  const nc = await connectNats(opts.natsUrl, {
+    name: 'sweeper-controller',
+    user: opts.natsUser,
+    pass: opts.natsPass,
+    token: opts.natsToken,
+    log: log.child('nats'),
+    waitOnFirstConnect: true,
+  });
+  const controlCodec = JSONCodec<ControlMessage>();
+  const eventLog = await JetStreamEventLog.open(nc);
+  const service = new SweepService({
+    eventLog,
+    log: log.child('sweeps'),
+    heartbeatIntervalMs: opts.heartbeatIntervalMs,
+    sendControl: (agentId, message) => {
+      try {
+        nc.publish(controlSubject(agentId), controlCodec.encode(message));
+      } catch (err) {
+        // Heartbeat responses repeat the order, so a failed publish only delays it.
+        log.warn('could not publish a control message', { agent: agentId, error: String(err) });
+      }
+    },
+  });
+  await service.init();
+  // A fresh controller has no metric history in memory: replay the whole metric stream.
+  const ingest = new MetricIngest({ nc, log: log.child('ingest'), onBatch: (b) => service.onMetrics(b), replayAll: true });
+  await ingest.start();
+  const grpcServer = await startGrpcServer({
+    service,
+    host: opts.host,
+    port: opts.port,
+    log: log.child('grpc'),
+    natsUrlForAgents: opts.natsUrlForAgents ?? opts.natsUrl,
+  });
+  let stopped = false;
+  return {
+    service,
+    grpc: grpcServer,
+    address: grpcServer.address,
+    nc,
+    ingest,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await grpcServer.stop();
+      await ingest.stop();
+      await nc.drain().catch(() => undefined);
+    },
+  };
+}

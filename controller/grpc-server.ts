@@ -1,0 +1,271 @@
+/**
+ * The gRPC API: a thin adapter from `proto/sweeper/v1/sweeper.proto` to `SweepService`.
+ * It translates messages and maps typed errors to gRPC status codes; no sweep logic lives here.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { ApiSweep, ApiSweepDetail, ApiTrial, ApiTrialDetail } from '../common/api-types.js';
+import { NotFoundError, SweeperError, UsageError } from '../common/errors.js';
+import type { Logger } from '../common/log.js';
+import { healthServiceDef, sweeperServiceDef } from '../common/proto.js';
+import type { SweepService, SweepView, TrialView } from './sweep-service.js';
+import { SweepStateError } from './sweep-service.js';
+
+export interface GrpcServerOptions {
+  service: SweepService;
+  host: string;
+  port: number;
+  log: Logger;
+  /** Minimum time between two snapshots on a WatchSweep stream. */
+  watchIntervalMs?: number;
+  /** The NATS URL agents are told to use (they may override it). */
+  natsUrlForAgents?: string;
+}
+
+export interface GrpcServerHandle {
+  port: number;
+  address: string;
+  stop(): Promise<void>;
+}
+
+type Unary<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => void;
+
+export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServerHandle> {
+  const { service, log } = opts;
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
+
+  const unary =
+    <Req, Res>(name: string, fn: (req: Req) => Res | Promise<Res>): Unary<Req, Res> =>
+    (call, callback) => {
+      Promise.resolve()
+        .then(() => fn(call.request))
+        .then(
+          (res) => callback(null, res),
+          (err) => callback(toStatus(err, name, log)),
+        );
+    };
+
+  server.addService(sweeperServiceDef(), {
+    CreateSweep: unary('CreateSweep', async (req: { configText: string; filename: string }) => {
+      const sweep = await service.createSweep(req.configText, req.filename || undefined);
+      return toApiSweep(service.sweepView(sweep));
+    }),
+    GetSweep: unary('GetSweep', (req: { sweepId: string; limit: number }) => detail(service, req.sweepId, req.limit)),
+    ListSweeps: unary('ListSweeps', () => ({ sweeps: service.listSweeps().map((s) => toApiSweep(service.sweepView(s))) })),
+    PauseSweep: unary('PauseSweep', async (req: { sweepId: string }) => toApiSweep(service.sweepView(await service.pauseSweep(req.sweepId)))),
+    ResumeSweep: unary('ResumeSweep', async (req: { sweepId: string }) => toApiSweep(service.sweepView(await service.resumeSweep(req.sweepId)))),
+    StopSweep: unary('StopSweep', async (req: { sweepId: string }) => toApiSweep(service.sweepView(await service.stopSweep(req.sweepId)))),
+    RegisterAgent: unary('RegisterAgent', (req: { agentId: string; sweepId: string; hostname: string; pid: number; slots: number }) => {
+      const r = service.registerAgent(req);
+      return {
+        natsUrl: opts.natsUrlForAgents ?? '',
+        heartbeatIntervalMs: service.heartbeatIntervalMs,
+        heldTrials: r.heldTrials.map((t) => toApiTrial(service.trialView(t))),
+        command: r.command,
+        program: r.program,
+        sweepState: r.sweepState,
+      };
+    }),
+    Heartbeat: unary('Heartbeat', (req: { agentId: string; sweepId: string; runningTrialIds: string[] }) => service.heartbeat(req)),
+    RequestTrial: unary('RequestTrial', async (req: { agentId: string; sweepId: string }) => {
+      const r = await service.requestTrial(req.agentId, req.sweepId);
+      if (r.kind === 'trial') {
+        return { trial: { trialId: r.trial.id, paramsJson: r.trial.paramsJson, command: r.command, program: r.program } };
+      }
+      if (r.kind === 'retry') return { retryAfterMs: r.afterMs };
+      return { done: r.reason };
+    }),
+    CompleteTrial: unary(
+      'CompleteTrial',
+      async (req: {
+        agentId: string;
+        trialId: string;
+        exitCode?: number | null;
+        signal: string;
+        startError: string;
+        stoppedReason: string;
+        stdoutTail: string[];
+        stderrTail: string[];
+        lastMetricSeq: number;
+        argv: string[];
+      }) => {
+        const state = await service.completeTrial({
+          agentId: req.agentId,
+          trialId: req.trialId,
+          exitCode: req.exitCode ?? null,
+          signal: req.signal,
+          startError: req.startError,
+          stoppedReason: req.stoppedReason,
+          stdoutTail: req.stdoutTail,
+          stderrTail: req.stderrTail,
+          lastMetricSeq: req.lastMetricSeq,
+          argv: req.argv,
+        });
+        return { state };
+      },
+    ),
+    GetTrial: unary('GetTrial', (req: { trialId: string }) => trialDetail(service, req.trialId)),
+    WatchSweep: (call: grpc.ServerWritableStream<{ sweepId: string; limit: number }, ApiSweepDetail>) => {
+      watchSweep(call, service, opts.watchIntervalMs ?? 250, log);
+    },
+  });
+
+  server.addService(healthServiceDef(), {
+    Check: (call: grpc.ServerUnaryCall<{ service: string }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      const name = call.request.service;
+      if (name === '' || name === 'sweeper.v1.Sweeper') callback(null, { status: 'SERVING' });
+      else callback({ code: grpc.status.NOT_FOUND, details: `unknown service '${name}'` });
+    },
+    Watch: (call: grpc.ServerWritableStream<{ service: string }, unknown>) => {
+      const name = call.request.service;
+      call.write({ status: name === '' || name === 'sweeper.v1.Sweeper' ? 'SERVING' : 'SERVICE_UNKNOWN' });
+    },
+  });
+
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${opts.host}:${opts.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+  });
+  const address = `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`;
+  log.info('gRPC API listening', { address });
+  return {
+    port,
+    address,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        // Give in-flight calls a moment, then cut the rest (watch streams never end on their own).
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 2000);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
+  };
+}
+
+function detail(service: SweepService, sweepId: string, limit: number): ApiSweepDetail {
+  const sweep = service.getSweep(sweepId);
+  const board = service.leaderboard(sweep);
+  const shown = limit > 0 ? board.slice(0, limit) : board;
+  return { sweep: toApiSweep(service.sweepView(sweep, board)), trials: shown.map(toApiTrial) };
+}
+
+function trialDetail(service: SweepService, trialId: string): ApiTrialDetail {
+  const t = service.getTrial(trialId);
+  const sweep = service.getSweep(t.sweepId);
+  const board = service.leaderboard(sweep);
+  const view = board.find((v) => v.id === t.id) ?? service.trialView(t, sweep);
+  const metric = sweep.config.metric;
+  const hist = metric ? service.metrics.history(t.id, metric.name) : { steps: [], values: [] };
+  return {
+    trial: toApiTrial(view),
+    argv: t.argv,
+    history: t.history,
+    metrics: service.metrics.summaries(t.id),
+    stdoutTail: t.stdoutTail,
+    stderrTail: t.stderrTail,
+    metricSteps: hist.steps,
+    metricValues: hist.values,
+  };
+}
+
+function watchSweep(
+  call: grpc.ServerWritableStream<{ sweepId: string; limit: number }, ApiSweepDetail>,
+  service: SweepService,
+  intervalMs: number,
+  log: Logger,
+): void {
+  const { sweepId, limit } = call.request;
+  let sweep;
+  try {
+    sweep = service.getSweep(sweepId);
+  } catch (err) {
+    call.emit('error', toStatus(err, 'WatchSweep', log));
+    return;
+  }
+  let lastSent = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let closed = false;
+  const send = () => {
+    timer = undefined;
+    if (closed) return;
+    lastSent = Date.now();
+    call.write(detail(service, sweepId, limit));
+    if (service.isSettled(sweep)) finish();
+  };
+  const schedule = () => {
+    if (timer || closed) return;
+    timer = setTimeout(send, Math.max(0, lastSent + intervalMs - Date.now()));
+  };
+  const unsubscribe = service.subscribe(sweepId, schedule);
+  const finish = () => {
+    if (closed) return;
+    closed = true;
+    unsubscribe();
+    if (timer) clearTimeout(timer);
+    call.end();
+  };
+  call.on('cancelled', finish);
+  call.on('error', finish);
+  send();
+}
+
+function toStatus(err: unknown, rpc: string, log: Logger): Partial<grpc.StatusObject> {
+  if (err instanceof NotFoundError) return { code: grpc.status.NOT_FOUND, details: err.message };
+  if (err instanceof UsageError) return { code: grpc.status.INVALID_ARGUMENT, details: err.message };
+  if (err instanceof SweepStateError) return { code: grpc.status.FAILED_PRECONDITION, details: err.message };
+  if (err instanceof SweeperError) return { code: grpc.status.INVALID_ARGUMENT, details: err.message };
+  const message = err instanceof Error ? err.message : String(err);
+  // Failures to reach JetStream are transient: callers retry UNAVAILABLE.
+  if (/timeout|TIMEOUT|disconnect|CONNECTION|503|no responders/i.test(message)) {
+    log.warn(`${rpc}: store unavailable`, { error: message });
+    return { code: grpc.status.UNAVAILABLE, details: `controller store unavailable: ${message}` };
+  }
+  log.error(`${rpc} failed`, { error: err instanceof Error ? (err.stack ?? message) : message });
+  return { code: grpc.status.INTERNAL, details: message };
+}
+
+export function toApiSweep(v: SweepView): ApiSweep {
+  return {
+    id: v.id,
+    name: v.name,
+    method: v.method,
+    state: v.state,
+    configJson: v.configJson,
+    seed: v.seed,
+    metricName: v.metricName,
+    metricGoal: v.metricGoal,
+    trialLimit: v.trialLimit,
+    trialCount: v.trialCount,
+    stateCounts: v.stateCounts,
+    ...(v.bestValue !== null ? { bestValue: v.bestValue } : {}),
+    bestTrialId: v.bestTrialId,
+    createdAt: v.createdAt,
+    finishedAt: v.finishedAt,
+    finishReason: v.finishReason,
+    activeAgents: v.activeAgents,
+  };
+}
+
+export function toApiTrial(v: TrialView): ApiTrial {
+  return {
+    id: v.id,
+    sweepId: v.sweepId,
+    number: v.number,
+    state: v.state,
+    paramsJson: v.paramsJson,
+    agentId: v.agentId,
+    createdAt: v.createdAt,
+    startedAt: v.startedAt,
+    endedAt: v.endedAt,
+    ...(v.bestValue !== null ? { bestValue: v.bestValue } : {}),
+    ...(v.lastValue !== null ? { lastValue: v.lastValue } : {}),
+    lastStep: v.lastStep,
+    points: v.points,
+    ...(v.exitCode !== null ? { exitCode: v.exitCode } : {}),
+    signal: v.signal,
+    reason: v.reason,
+    rank: v.rank,
+  };
+}

@@ -1,0 +1,43 @@
+/**
+ * The pure core as a library call, in the spirit of W&B's `next_run(config, runs)`: given a sweep
+ * config and the runs so far, the parameters of the next run, or null when the search space is
+ * used up or run_cap is reached. No servers, no I/O.
+ */
+import type { Params } from '../common/values.js';
+import { parseConfig } from './config/parse.js';
+import type { SweepConfig } from './config/types.js';
+import { createStrategy } from './strategies/index.js';
+import type { TrialObservation, TrialState } from './strategies/types.js';
+
+export interface RunSoFar {
+  params: Params;
+  /** Default 'finished'. */
+  state?: TrialState;
+  /** Best value of the sweep metric the run logged, if any. */
+  value?: number | null;
+}
+
+/**
+ * @param config a validated `SweepConfig`, or a raw W&B config object (validated here; throws
+ *   `ConfigError` listing every problem)
+ * @param options.seed overrides the config's `seed` (default 0), so repeated calls agree
+ */
+export function nextRun(config: SweepConfig | Record<string, unknown>, runs: readonly RunSoFar[], options: { seed?: number } = {}): Params | null {
+  const parsed = isParsed(config) ? config : parseConfig(config).config;
+  if (parsed.run_cap !== undefined && runs.length >= parsed.run_cap) return null;
+  const strategy = createStrategy(parsed, { seed: options.seed ?? parsed.seed ?? 0 });
+  const observations: TrialObservation[] = runs.map((r, i) => ({
+    id: String(i + 1),
+    params: r.params,
+    state: r.state ?? 'finished',
+    value: r.value ?? null,
+  }));
+  const s = strategy.suggest(observations);
+  return s.kind === 'params' ? s.params : null;
+}
+
+function isParsed(c: SweepConfig | Record<string, unknown>): c is SweepConfig {
+  const params = (c as SweepConfig).parameters;
+  if (!params || typeof params !== 'object') return false;
+  return Object.values(params).every((p) => p && typeof p === 'object' && 'kind' in p);
+}

@@ -1,0 +1,528 @@
+/**
+ * The controller's core: sweeps, trials and agents, behind plain async methods. The gRPC server
+ * is a thin adapter over this class, and it knows nothing of the network itself: events go to an
+ * `EventLog`, metrics arrive through `onMetrics`, stop orders leave through `sendControl`.
+ *
+ * Every state change is appended to the event log first and applied to memory after, so the
+ * in-memory view is always something the log can rebuild.
+ */
+import { randomBytes, randomInt } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { ControlMessage } from '../common/control-wire.js';
+import { NotFoundError, SweeperError } from '../common/errors.js';
+import type { Logger } from '../common/log.js';
+import { silentLogger } from '../common/log.js';
+import type { MetricBatch } from '../common/metrics-wire.js';
+import { stringifyTyped } from '../common/values.js';
+import { parseConfigText } from './config/parse.js';
+import type { SweepConfig } from './config/types.js';
+import type { EventLog } from './event-log.js';
+import { MetricStore } from './metric-store.js';
+import type { ControllerEvent, ControllerState, SweepRecord, SweepState, TrialRecord } from './state.js';
+import { applyEvent, emptyState, isTerminal } from './state.js';
+import { createStrategy } from './strategies/index.js';
+import type { Strategy, TrialObservation, TrialState } from './strategies/types.js';
+import { decodeConfig, encodeConfig } from './config-codec.js';
+
+export class SweepStateError extends SweeperError {}
+
+export interface TrialView {
+  id: string;
+  sweepId: string;
+  number: number;
+  state: TrialState;
+  paramsJson: string;
+  agentId: string;
+  createdAt: number;
+  startedAt: number;
+  endedAt: number;
+  bestValue: number | null;
+  lastValue: number | null;
+  lastStep: number;
+  points: number;
+  exitCode: number | null;
+  signal: string;
+  reason: string;
+  rank: number;
+}
+
+export interface SweepView {
+  id: string;
+  name: string;
+  method: string;
+  state: SweepState;
+  configJson: string;
+  seed: number;
+  metricName: string;
+  metricGoal: string;
+  trialLimit: number;
+  trialCount: number;
+  stateCounts: Record<string, number>;
+  bestValue: number | null;
+  bestTrialId: string;
+  createdAt: number;
+  finishedAt: number;
+  finishReason: string;
+  activeAgents: number;
+}
+
+export type TrialRequestOutcome =
+  | { kind: 'trial'; trial: TrialRecord; command: string[]; program: string }
+  | { kind: 'retry'; afterMs: number }
+  | { kind: 'done'; reason: string };
+
+export interface TrialCompletion {
+  agentId: string;
+  trialId: string;
+  exitCode: number | null;
+  signal: string;
+  startError: string;
+  stoppedReason: string;
+  stdoutTail: string[];
+  stderrTail: string[];
+  lastMetricSeq: number;
+  argv: string[];
+}
+
+export interface StopOrder {
+  trialId: string;
+  reason: string;
+}
+
+
+export interface SweepServiceOptions {
+  eventLog: EventLog;
+  metrics?: MetricStore;
+  log?: Logger;
+  now?: () => number;
+  heartbeatIntervalMs?: number;
+  /** How long CompleteTrial waits for the trial's last metric batch to be ingested. */
+  metricWaitMs?: number;
+  sendControl?: (agentId: string, message: ControlMessage) => void;
+}
+
+interface AgentInfo {
+  id: string;
+  sweepId: string;
+  hostname: string;
+  pid: number;
+  slots: number;
+  lastSeen: number;
+}
+
+const DEFAULT_COMMAND = ['${env}', '${interpreter}', '${program}', '${args}'];
+
+export class SweepService {
+  readonly metrics: MetricStore;
+  private readonly state: ControllerState = emptyState();
+  private readonly strategies = new Map<string, Strategy>();
+  /** Sweeps whose strategy said the space is used up (recomputed after a restart on demand). */
+  private readonly exhausted = new Set<string>();
+  private readonly agents = new Map<string, AgentInfo>();
+  private readonly stopOrders = new Map<string, Map<string, string>>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly changes = new EventEmitter();
+  private readonly log: Logger;
+  private readonly now: () => number;
+  readonly heartbeatIntervalMs: number;
+  private readonly metricWaitMs: number;
+
+  constructor(private readonly options: SweepServiceOptions) {
+    this.metrics = options.metrics ?? new MetricStore();
+    this.log = options.log ?? silentLogger;
+    this.now = options.now ?? Date.now;
+    this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 5000;
+    this.metricWaitMs = options.metricWaitMs ?? 10_000;
+    this.changes.setMaxListeners(0);
+  }
+
+  /** Rebuild the view from the event log. Call once before serving. */
+  async init(): Promise<void> {
+    const events = await this.options.eventLog.replay();
+    for (const e of events) applyEvent(this.state, e, decodeConfig);
+    this.log.info('state rebuilt from event log', { events: events.length, sweeps: this.state.sweeps.size });
+  }
+
+  // ---- sweeps -------------------------------------------------------------------------------
+
+  async createSweep(configText: string, filename?: string): Promise<SweepRecord> {
+    const { config, warnings } = parseConfigText(configText, filename);
+    for (const w of warnings) this.log.warn(`config: ${w.path}: ${w.message}`);
+    const seed = config.seed ?? randomInt(0, 2 ** 31);
+    // Building the strategy validates what only it can (grid-only distributions).
+    createStrategy(config, { seed });
+    const sweepId = newSweepId();
+    await this.commit(
+      { type: 'sweep_created', sweepId, at: this.now(), configJson: encodeConfig(config), configText, seed },
+      `${sweepId}:created`,
+    );
+    const sweep = this.requireSweep(sweepId);
+    this.log.info('sweep created', { sweep: sweepId, method: config.method, seed });
+    return sweep;
+  }
+
+  getSweep(sweepId: string): SweepRecord {
+    return this.requireSweep(sweepId);
+  }
+
+  listSweeps(): SweepRecord[] {
+    return [...this.state.sweeps.values()].sort((a, b) => b.createdAt - a.createdAt);
+  }
+
+  async pauseSweep(sweepId: string): Promise<SweepRecord> {
+    const sweep = this.requireSweep(sweepId);
+    if (sweep.state === 'paused') return sweep;
+    if (sweep.state !== 'running') throw new SweepStateError(`sweep ${sweepId} is ${sweep.state}; only a running sweep can be paused`);
+    await this.setSweepState(sweep, 'paused', 'paused by user');
+    return sweep;
+  }
+
+  async resumeSweep(sweepId: string): Promise<SweepRecord> {
+    const sweep = this.requireSweep(sweepId);
+    if (sweep.state === 'running') return sweep;
+    if (sweep.state !== 'paused') throw new SweepStateError(`sweep ${sweepId} is ${sweep.state}; only a paused sweep can be resumed`);
+    await this.setSweepState(sweep, 'running', 'resumed by user');
+    return sweep;
+  }
+
+  /** No new trials; running trials are told to stop (SIGTERM, grace, SIGKILL on their agent). */
+  async stopSweep(sweepId: string): Promise<SweepRecord> {
+    const sweep = this.requireSweep(sweepId);
+    if (sweep.state === 'finished' || sweep.state === 'stopped') return sweep;
+    await this.setSweepState(sweep, 'stopped', 'stopped by user');
+    for (const t of sweep.trials) if (t.state === 'running') this.orderStop(t, 'sweep stopped by user');
+    return sweep;
+  }
+
+  // ---- agents -------------------------------------------------------------------------------
+
+  registerAgent(req: { agentId: string; sweepId: string; hostname: string; pid: number; slots: number }) {
+    const sweep = this.requireSweep(req.sweepId);
+    if (!/^[A-Za-z0-9_-]{1,100}$/.test(req.agentId)) throw new SweeperError(`invalid agent id '${req.agentId}'`);
+    this.agents.set(req.agentId, {
+      id: req.agentId,
+      sweepId: req.sweepId,
+      hostname: req.hostname,
+      pid: req.pid,
+      slots: Math.max(1, req.slots || 1),
+      lastSeen: this.now(),
+    });
+    this.log.info('agent registered', { agent: req.agentId, sweep: req.sweepId, host: req.hostname });
+    return {
+      heldTrials: this.heldTrials(sweep, req.agentId),
+      command: sweep.config.command ?? DEFAULT_COMMAND,
+      program: sweep.config.program ?? '',
+      sweepState: sweep.state,
+    };
+  }
+
+  heartbeat(req: { agentId: string; sweepId: string; runningTrialIds: string[] }): { sweepState: SweepState; stop: StopOrder[] } {
+    const sweep = this.requireSweep(req.sweepId);
+    const agent = this.agents.get(req.agentId);
+    if (agent) agent.lastSeen = this.now();
+    const orders = this.stopOrders.get(req.agentId);
+    const stop: StopOrder[] = [];
+    if (orders) {
+      for (const id of req.runningTrialIds) {
+        const reason = orders.get(id);
+        if (reason !== undefined) stop.push({ trialId: id, reason });
+      }
+    }
+    return { sweepState: sweep.state, stop };
+  }
+
+  /**
+   * Hand the agent its next trial. Serialised per sweep so that concurrent agents never get the
+   * same trial number or the same grid point.
+   */
+  requestTrial(agentId: string, sweepId: string): Promise<TrialRequestOutcome> {
+    return this.withLock(sweepId, async () => {
+      const sweep = this.requireSweep(sweepId);
+      const agent = this.agents.get(agentId);
+      if (agent) agent.lastSeen = this.now();
+      const command = sweep.config.command ?? DEFAULT_COMMAND;
+      const program = sweep.config.program ?? '';
+      // An agent that asks again while holding as many trials as it has slots lost our answer
+      // (or reconnected): give it back what it holds rather than a second trial.
+      const held = this.heldTrials(sweep, agentId);
+      if (held.length >= (agent?.slots ?? 1)) return { kind: 'trial', trial: held[0], command, program };
+
+      if (sweep.state === 'finished' || sweep.state === 'stopped') return { kind: 'done', reason: `sweep ${sweep.state}` };
+      if (sweep.state === 'paused') return { kind: 'retry', afterMs: 2000 };
+
+      const strategy = this.strategyFor(sweep);
+      const limit = trialLimit(sweep, strategy);
+      if (limit !== undefined && sweep.trials.length >= limit) {
+        await this.finishIfIdle(sweep, this.limitReason(sweep, strategy));
+        return { kind: 'done', reason: 'no more trials to run' };
+      }
+      const suggestion = strategy.suggest(observations(sweep, this.metrics));
+      if (suggestion.kind === 'exhausted') {
+        this.exhausted.add(sweep.id);
+        await this.finishIfIdle(sweep, 'grid exhausted');
+        return { kind: 'done', reason: 'search space exhausted' };
+      }
+      const number = sweep.trials.length + 1;
+      const trialId = `${sweep.id}-${number}`;
+      await this.commit(
+        {
+          type: 'trial_created',
+          sweepId: sweep.id,
+          trialId,
+          number,
+          at: this.now(),
+          paramsJson: stringifyTyped(suggestion.params),
+          agentId,
+        },
+        `${trialId}:created`,
+      );
+      const trial = this.state.trials.get(trialId)!;
+      this.log.info('trial assigned', { trial: trialId, agent: agentId, params: trial.paramsJson });
+      return { kind: 'trial', trial, command, program };
+    });
+  }
+
+  async completeTrial(c: TrialCompletion): Promise<TrialState> {
+    const trial = this.state.trials.get(c.trialId);
+    if (!trial) throw new NotFoundError('trial', c.trialId);
+    if (isTerminal(trial.state)) return trial.state;
+    // The agent flushed its metrics to JetStream before reporting; wait until they are ingested
+    // so the trial's final value is complete when it is marked ended.
+    if (c.lastMetricSeq > 0) {
+      const ok = await this.metrics.waitForSeq(c.trialId, c.lastMetricSeq, this.metricWaitMs);
+      if (!ok) this.log.warn('trial ended before all its metrics arrived', { trial: c.trialId, seq: c.lastMetricSeq });
+    }
+    const { state, reason } = classifyEnd(c);
+    await this.withLock(trial.sweepId, async () => {
+      if (isTerminal(trial.state)) return;
+      await this.commit(
+        {
+          type: 'trial_ended',
+          sweepId: trial.sweepId,
+          trialId: trial.id,
+          at: this.now(),
+          state,
+          exitCode: c.exitCode,
+          signal: c.signal,
+          reason,
+          argv: c.argv.slice(0, 1000),
+          stdoutTail: c.stdoutTail.slice(-200),
+          stderrTail: c.stderrTail.slice(-200),
+        },
+        `${trial.id}:ended`,
+      );
+      this.stopOrders.get(trial.agentId)?.delete(trial.id);
+      this.log.info('trial ended', { trial: trial.id, state, reason: reason || undefined });
+      const sweep = this.requireSweep(trial.sweepId);
+      const strategy = this.strategyFor(sweep);
+      const limit = trialLimit(sweep, strategy);
+      if (this.exhausted.has(sweep.id) || (limit !== undefined && sweep.trials.length >= limit)) {
+        await this.finishIfIdle(sweep, this.exhausted.has(sweep.id) ? 'grid exhausted' : this.limitReason(sweep, strategy));
+      }
+    });
+    return trial.state;
+  }
+
+  // ---- metrics ------------------------------------------------------------------------------
+
+  onMetrics(batch: MetricBatch): void {
+    this.metrics.apply(batch);
+    this.emitChange(batch.sweepId);
+  }
+
+  // ---- views --------------------------------------------------------------------------------
+
+  getTrial(trialId: string): TrialRecord {
+    const t = this.state.trials.get(trialId);
+    if (!t) throw new NotFoundError('trial', trialId);
+    return t;
+  }
+
+  /** Trials best first: those with a value by value per the goal, then the rest by number. */
+  leaderboard(sweep: SweepRecord): TrialView[] {
+    const metric = sweep.config.metric;
+    const views = sweep.trials.map((t) => this.trialView(t, sweep));
+    const sign = metric?.goal === 'maximize' ? -1 : 1;
+    views.sort((a, b) => {
+      if (a.bestValue !== null && b.bestValue !== null) {
+        return sign * (a.bestValue - b.bestValue) || a.number - b.number;
+      }
+      if (a.bestValue !== null) return -1;
+      if (b.bestValue !== null) return 1;
+      return a.number - b.number;
+    });
+    let rank = 0;
+    for (const v of views) v.rank = v.bestValue !== null ? ++rank : 0;
+    return views;
+  }
+
+  trialView(t: TrialRecord, sweep: SweepRecord = this.requireSweep(t.sweepId)): TrialView {
+    const metric = sweep.config.metric;
+    const best = metric ? this.metrics.best(t.id, metric.name, metric.goal) : null;
+    const last = metric ? this.metrics.last(t.id, metric.name) : null;
+    const tm = this.metrics.get(t.id);
+    return {
+      id: t.id,
+      sweepId: t.sweepId,
+      number: t.number,
+      state: t.state,
+      paramsJson: t.paramsJson,
+      agentId: t.agentId,
+      createdAt: t.createdAt,
+      startedAt: t.startedAt,
+      endedAt: t.endedAt,
+      bestValue: best,
+      lastValue: last?.value ?? null,
+      lastStep: tm ? tm.lastStep : -1,
+      points: tm?.rows ?? 0,
+      exitCode: t.exitCode,
+      signal: t.signal,
+      reason: t.reason,
+      rank: 0,
+    };
+  }
+
+  sweepView(sweep: SweepRecord, board: TrialView[] = this.leaderboard(sweep)): SweepView {
+    const counts: Record<string, number> = {};
+    for (const t of sweep.trials) counts[t.state] = (counts[t.state] ?? 0) + 1;
+    const best = board.find((v) => v.bestValue !== null);
+    const cutoff = this.now() - Math.max(30_000, this.heartbeatIntervalMs * 3);
+    let activeAgents = 0;
+    for (const a of this.agents.values()) if (a.sweepId === sweep.id && a.lastSeen >= cutoff) activeAgents++;
+    return {
+      id: sweep.id,
+      name: sweep.config.name ?? '',
+      method: sweep.config.method,
+      state: sweep.state,
+      configJson: sweep.configJson,
+      seed: sweep.seed,
+      metricName: sweep.config.metric?.name ?? '',
+      metricGoal: sweep.config.metric?.goal ?? '',
+      trialLimit: trialLimit(sweep, this.strategyFor(sweep)) ?? 0,
+      trialCount: sweep.trials.length,
+      stateCounts: counts,
+      bestValue: best?.bestValue ?? null,
+      bestTrialId: best?.id ?? '',
+      createdAt: sweep.createdAt,
+      finishedAt: sweep.finishedAt,
+      finishReason: sweep.finishReason,
+      activeAgents,
+    };
+  }
+
+  /** Called whenever something about the sweep changed (trials, metrics, state). */
+  subscribe(sweepId: string, listener: () => void): () => void {
+    this.changes.on(sweepId, listener);
+    return () => this.changes.off(sweepId, listener);
+  }
+
+  /** True once the sweep will never change again. */
+  isSettled(sweep: SweepRecord): boolean {
+    return (sweep.state === 'finished' || sweep.state === 'stopped') && !sweep.trials.some((t) => t.state === 'running');
+  }
+
+  // ---- internals ----------------------------------------------------------------------------
+
+  private async commit(event: ControllerEvent, id: string): Promise<void> {
+    await this.options.eventLog.append(event, id);
+    applyEvent(this.state, event, decodeConfig);
+    this.emitChange(event.sweepId);
+  }
+
+  private emitChange(sweepId: string): void {
+    this.changes.emit(sweepId);
+  }
+
+  private async setSweepState(sweep: SweepRecord, state: SweepState, reason: string): Promise<void> {
+    await this.commit({ type: 'sweep_state', sweepId: sweep.id, at: this.now(), state, reason }, `${sweep.id}:state:${state}:${this.now()}`);
+    this.log.info(`sweep ${state}`, { sweep: sweep.id, reason });
+  }
+
+  private async finishIfIdle(sweep: SweepRecord, reason: string): Promise<void> {
+    if (sweep.state !== 'running' && sweep.state !== 'paused') return;
+    if (sweep.trials.some((t) => t.state === 'running')) return;
+    await this.setSweepState(sweep, 'finished', reason);
+  }
+
+  private limitReason(sweep: SweepRecord, strategy: Strategy): string {
+    const cap = sweep.config.run_cap;
+    const size = strategy.size();
+    return cap !== undefined && (size === undefined || cap <= size) ? `run_cap ${cap} reached` : 'grid exhausted';
+  }
+
+  private orderStop(trial: TrialRecord, reason: string): void {
+    let orders = this.stopOrders.get(trial.agentId);
+    if (!orders) this.stopOrders.set(trial.agentId, (orders = new Map()));
+    orders.set(trial.id, reason);
+    this.options.sendControl?.(trial.agentId, { type: 'stop', trialId: trial.id, reason });
+  }
+
+  private heldTrials(sweep: SweepRecord, agentId: string): TrialRecord[] {
+    return sweep.trials.filter((t) => t.agentId === agentId && t.state === 'running');
+  }
+
+  private strategyFor(sweep: SweepRecord): Strategy {
+    let s = this.strategies.get(sweep.id);
+    if (!s) {
+      s = createStrategy(sweep.config, { seed: sweep.seed });
+      this.strategies.set(sweep.id, s);
+    }
+    return s;
+  }
+
+  private requireSweep(sweepId: string): SweepRecord {
+    const s = this.state.sweeps.get(sweepId);
+    if (!s) throw new NotFoundError('sweep', sweepId);
+    return s;
+  }
+
+  private withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(key) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.locks.set(key, tail);
+    void tail.then(() => {
+      if (this.locks.get(key) === tail) this.locks.delete(key);
+    });
+    return run;
+  }
+}
+
+/** run_cap or the grid's size, whichever is smaller; undefined when unbounded. */
+export function trialLimit(sweep: SweepRecord, strategy: Strategy): number | undefined {
+  const size = strategy.size();
+  const cap = sweep.config.run_cap;
+  if (size === undefined) return cap;
+  return cap === undefined ? size : Math.min(cap, size);
+}
+
+function observations(sweep: SweepRecord, metrics: MetricStore): TrialObservation[] {
+  const metric = sweep.config.metric;
+  return sweep.trials.map((t) => ({
+    id: t.id,
+    params: t.params,
+    state: t.state,
+    value: metric ? metrics.best(t.id, metric.name, metric.goal) : null,
+  }));
+}
+
+/** The end state of a trial from what its agent reported. */
+export function classifyEnd(c: Pick<TrialCompletion, 'exitCode' | 'signal' | 'startError' | 'stoppedReason' | 'stderrTail'>): {
+  state: TrialState;
+  reason: string;
+} {
+  if (c.stoppedReason) return { state: 'stopped', reason: c.stoppedReason };
+  if (c.startError) return { state: 'failed', reason: `could not start: ${c.startError}` };
+  if (c.exitCode === 0) return { state: 'finished', reason: '' };
+  const lastErr = [...c.stderrTail].reverse().find((l) => l.trim() !== '');
+  const how = c.signal ? `killed by ${c.signal}` : `exit code ${c.exitCode}`;
+  return { state: 'failed', reason: lastErr ? `${how}: ${lastErr.trim().slice(0, 300)}` : how };
+}
+
+function newSweepId(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  const bytes = randomBytes(8);
+  let id = '';
+  for (const b of bytes) id += alphabet[b % alphabet.length];
+  return id;
+}
