@@ -6,7 +6,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_CONTROLLER } from '../common/api-client.js';
 import { runAgentCommand } from './commands/agent.js';
-import { runCreate, runLogs, runLs, runSweepControl } from './commands/client.js';
+import { runCreate, runLogs, runLs, runStats, runSweepControl } from './commands/client.js';
 import { runLocal } from './commands/local.js';
 import { runServer } from './commands/server.js';
 import { runValidate } from './commands/validate.js';
@@ -104,6 +104,13 @@ export function buildProgram(): Command {
     .argument('<trial_id>', 'the trial (as shown by watch)')
     .addOption(controllerOption())
     .action(async (trialId: string, o) => runLogs(trialId, o));
+
+  program
+    .command('stats')
+    .description('controller health: metric ingest counts, rejected messages, metric lag, memory')
+    .option('--json', 'machine-readable output')
+    .addOption(controllerOption())
+    .action(async (o) => runStats(o));
 
   for (const [name, description] of [
     ['pause', 'hand out no new trials; running ones continue'],

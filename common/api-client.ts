@@ -5,6 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type {
   ApiCompleteTrialRequest,
+  ApiControllerStats,
   ApiHeartbeatResponse,
   ApiRegisterAgentResponse,
   ApiRequestTrialResponse,
@@ -94,6 +95,9 @@ export class SweeperClient {
   }
   getTrial(trialId: string): Promise<ApiTrialDetail> {
     return this.call('GetTrial', { trialId });
+  }
+  getStats(): Promise<ApiControllerStats> {
+    return this.call('GetStats', {});
   }
 
   /** Snapshots of the sweep until it settles; the iterator ends with the stream. */

@@ -98,4 +98,20 @@ export interface ApiTrialDetail {
   stderrTail: string[];
   metricSteps: number[];
   metricValues: number[];
+  malformedLines: number;
+}
+
+export interface ApiControllerStats {
+  batches: number;
+  points: number;
+  duplicates: number;
+  rejected: Record<string, number>;
+  lagP50Ms: number;
+  lagP99Ms: number;
+  lagSamples: number;
+  rssBytes: number;
+  heapUsedBytes: number;
+  uptimeMs: number;
+  sweeps: number;
+  trials: number;
 }

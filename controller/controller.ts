@@ -69,6 +69,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   await ingest.start();
   const grpcServer = await startGrpcServer({
     service,
+    ingestStats: () => ingest.stats(),
     host: opts.host,
     port: opts.port,
     log: log.child('grpc'),

@@ -12,6 +12,8 @@ import { SweepStateError } from './sweep-service.js';
 
 export interface GrpcServerOptions {
   service: SweepService;
+  /** Ingest counters for GetStats. */
+  ingestStats?: () => { batches: number; points: number; duplicates: number; rejected: Record<string, number | undefined> };
   host: string;
   port: number;
   log: Logger;
@@ -104,6 +106,25 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
       },
     ),
     GetTrial: unary('GetTrial', (req: { trialId: string }) => trialDetail(service, req.trialId)),
+    GetStats: unary('GetStats', () => {
+      const ingest = opts.ingestStats?.() ?? { batches: 0, points: 0, duplicates: 0, rejected: {} };
+      const mem = process.memoryUsage();
+      const rejected: Record<string, number> = {};
+      for (const [k, v] of Object.entries(ingest.rejected)) if (v) rejected[k] = v;
+      return {
+        batches: ingest.batches,
+        points: ingest.points,
+        duplicates: ingest.duplicates,
+        rejected,
+        lagP50Ms: service.ingestLag.quantile(0.5) || 0,
+        lagP99Ms: service.ingestLag.quantile(0.99) || 0,
+        lagSamples: service.ingestLag.count,
+        rssBytes: mem.rss,
+        heapUsedBytes: mem.heapUsed,
+        uptimeMs: Math.round(process.uptime() * 1000),
+        ...service.counts(),
+      };
+    }),
     WatchSweep: (call: grpc.ServerWritableStream<{ sweepId: string; limit: number }, ApiSweepDetail>) => {
       watchSweep(call, service, opts.watchIntervalMs ?? 250, log);
     },
@@ -167,6 +188,7 @@ function trialDetail(service: SweepService, trialId: string): ApiTrialDetail {
     stderrTail: t.stderrTail,
     metricSteps: hist.steps,
     metricValues: hist.values,
+    malformedLines: service.metrics.get(t.id)?.malformedLines ?? 0,
   };
 }
 

@@ -10,6 +10,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { ControlMessage } from '../common/control-wire.js';
 import { NotFoundError, SweeperError } from '../common/errors.js';
+import { LatencyHistogram } from '../common/histogram.js';
 import type { Logger } from '../common/log.js';
 import { silentLogger } from '../common/log.js';
 import type { MetricBatch } from '../common/metrics-wire.js';
@@ -114,6 +115,9 @@ const DEFAULT_COMMAND = ['${env}', '${interpreter}', '${program}', '${args}'];
 
 export class SweepService {
   readonly metrics: MetricStore;
+  /** Capture-to-controller delay of metric points, for `GetStats` and the ingest benchmark. */
+  readonly ingestLag = new LatencyHistogram();
+  private readonly startedAt = Date.now();
   private readonly state: ControllerState = emptyState();
   private readonly strategies = new Map<string, Strategy>();
   /** Sweeps whose strategy said the space is used up (recomputed after a restart on demand). */
@@ -327,7 +331,15 @@ export class SweepService {
 
   onMetrics(batch: MetricBatch): void {
     this.metrics.apply(batch);
+    // Lag is measured on points captured since this controller started: replayed history would
+    // swamp it with old timestamps.
+    const now = Date.now();
+    for (const p of batch.points) if (p.t >= this.startedAt) this.ingestLag.record(now - p.t);
     this.emitChange(batch.sweepId);
+  }
+
+  counts(): { sweeps: number; trials: number } {
+    return { sweeps: this.state.sweeps.size, trials: this.state.trials.size };
   }
 
   // ---- views --------------------------------------------------------------------------------

@@ -70,6 +70,11 @@ export async function runLogs(trialId: string, o: ClientOptions): Promise<void> 
     const t = d.trial;
     process.stdout.write(`trial ${t.id}: ${t.state}${t.reason ? ` (${t.reason})` : ''}\n`);
     if (d.argv.length) process.stdout.write(`command: ${JSON.stringify(d.argv)}\n`);
+    for (const m of d.metrics) {
+      const invalid = m.invalid ? `, ${m.invalid} invalid (NaN/Inf)` : '';
+      process.stdout.write(`metric ${m.name}: last ${m.last}, min ${m.min}, max ${m.max} (${m.count} values${invalid})\n`);
+    }
+    if (d.malformedLines) process.stdout.write(`${d.malformedLines} output lines looked like metrics but could not be read\n`);
     process.stdout.write(`--- stdout (last ${d.stdoutTail.length} lines) ---\n`);
     for (const l of d.stdoutTail) process.stdout.write(l + '\n');
     process.stdout.write(`--- stderr (last ${d.stderrTail.length} lines) ---\n`);
@@ -86,6 +91,32 @@ export async function runSweepControl(action: 'pause' | 'resume' | 'stop', sweep
     const sweep =
       action === 'pause' ? await client.pauseSweep(sweepId) : action === 'resume' ? await client.resumeSweep(sweepId) : await client.stopSweep(sweepId);
     process.stdout.write(`sweep ${sweep.id} is ${sweep.state}\n`);
+  } finally {
+    client.close();
+  }
+}
+
+export async function runStats(o: ClientOptions & { json?: boolean }): Promise<void> {
+  const client = new SweeperClient(o.controller);
+  try {
+    const s = await client.getStats();
+    if (o.json) {
+      process.stdout.write(JSON.stringify(s, null, 2) + '\n');
+      return;
+    }
+    const mb = (b: number) => `${(b / 1024 / 1024).toFixed(1)} MB`;
+    const rejected = Object.entries(s.rejected)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
+    process.stdout.write(
+      [
+        `controller up ${Math.round(s.uptimeMs / 1000)}s · ${s.sweeps} sweeps · ${s.trials} trials`,
+        `metrics: ${s.points} points in ${s.batches} batches · ${s.duplicates} duplicate batches dropped`,
+        `rejected messages: ${rejected || 'none'}`,
+        `metric lag: p50 ${s.lagP50Ms.toFixed(1)} ms · p99 ${s.lagP99Ms.toFixed(1)} ms (${s.lagSamples} live points)`,
+        `memory: rss ${mb(s.rssBytes)} · heap ${mb(s.heapUsedBytes)}`,
+      ].join('\n') + '\n',
+    );
   } finally {
     client.close();
   }

@@ -59,25 +59,32 @@ export function detailJson(detail: ApiSweepDetail): unknown {
 }
 
 /**
- * Redraws a block of text in place on a terminal (cursor up, clear to end); elsewhere it prints
- * each new frame only when it changed, so piping to a file stays readable.
+ * Redraws a block of text in place on a terminal (cursor up, clear to end). Elsewhere (a pipe, a
+ * CI log) it prints only the header block when it changes, one progress update per change, and
+ * the whole table once at the end, so a log of a long sweep stays readable.
  */
 export class LiveScreen {
   private lines = 0;
   private last = '';
+  private lastFull = '';
   constructor(private readonly out: NodeJS.WriteStream) {}
   draw(text: string): void {
-    if (text === this.last) return;
-    this.last = text;
+    this.lastFull = text;
+    const shown = this.out.isTTY ? text : text.split('\n\n')[0];
+    if (shown === this.last) return;
+    this.last = shown;
     if (this.out.isTTY) {
       if (this.lines > 0) this.out.write(`\x1b[${this.lines}F\x1b[J`);
       this.out.write(text + '\n');
       this.lines = text.split('\n').length;
     } else {
-      this.out.write(text + '\n\n');
+      this.out.write(shown + '\n');
     }
   }
+  /** The last frame stays on screen; off a terminal, print it whole once. */
   done(): void {
+    if (!this.out.isTTY && this.lastFull && this.lastFull !== this.last) this.out.write('\n' + this.lastFull + '\n');
     this.lines = 0;
+    this.lastFull = '';
   }
 }

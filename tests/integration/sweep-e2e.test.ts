@@ -213,3 +213,77 @@ describe('watching', () => {
     expect(ls.stdout).toMatch(/SWEEP\s+NAME\s+METHOD\s+STATE/);
   });
 });
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('sweep lifecycle', () => {
+  it('stop sends the running trial SIGTERM; it ends stopped with its metrics kept, and the agent exits', async () => {
+    const id = await createSweep('slow.yaml');
+    const a = collect(agent(id, ['--grace', '5']));
+    const running = await until('a trial with metrics', async () => {
+      const d = await client.getSweep(id);
+      return d.trials.find((t) => t.state === 'running' && t.points >= 3);
+    });
+    const stop = await runCli(['stop', id, '--controller', controller.address]);
+    expect(stop.code, stop.stderr).toBe(0);
+    expect(stop.stdout).toContain(`sweep ${id} is stopped`);
+    const r = await a;
+    expect(r.code, r.stderr).toBe(0);
+    const d = await settled(id);
+    expect(d.sweep.state).toBe('stopped');
+    expect(d.trials).toHaveLength(1);
+    const t = d.trials.find((x) => x.id === running.id)!;
+    expect(t.state).toBe('stopped');
+    expect(t.reason).toBe('sweep stopped by user');
+    expect(t.points).toBeGreaterThanOrEqual(3);
+    expect(t.bestValue).toBeGreaterThan(0);
+  });
+
+  it('pause hands out no new trials until resume', async () => {
+    const id = await createSweep('grid.yaml');
+    expect((await runCli(['pause', id, '--controller', controller.address])).stdout).toContain('is paused');
+    const a = collect(agent(id));
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await client.getSweep(id)).trials).toHaveLength(0);
+    expect((await runCli(['resume', id, '--controller', controller.address])).stdout).toContain('is running');
+    expect((await a).code).toBe(0);
+    expect((await settled(id)).trials).toHaveLength(6);
+  });
+
+  it('SIGTERM to an agent stops its trial with grace, reports it and exits cleanly', async () => {
+    const id = await createSweep('slow.yaml');
+    const child = agent(id, ['--grace', '5']);
+    const done = collect(child);
+    await until('a running trial', async () => (await client.getSweep(id)).trials.find((t) => t.state === 'running' && t.points > 0));
+    child.kill('SIGTERM');
+    const r = await done;
+    expect(r.code, r.stderr).toBe(0);
+    const d = await client.getSweep(id);
+    expect(d.trials).toHaveLength(1);
+    expect(d.trials[0].state).toBe('stopped');
+    expect(d.trials[0].reason).toBe('agent shutting down');
+    expect(d.sweep.state).toBe('running');
+    await client.stopSweep(id);
+  });
+});
+
+describe('several agents on one sweep', () => {
+  it('three agents share 40 random trials: each runs once, every metric point arrives', async () => {
+    const id = await createSweep('quick-many.yaml');
+    const rs = await Promise.all([collect(agent(id)), collect(agent(id)), collect(agent(id))]);
+    for (const r of rs) expect(r.code, r.stderr).toBe(0);
+    const d = await settled(id);
+    expect(d.trials).toHaveLength(40);
+    expect(new Set(d.trials.map((t) => t.number)).size).toBe(40);
+    expect(d.trials.every((t) => t.state === 'finished' && t.points === 2)).toBe(true);
+    expect(new Set(d.trials.map((t) => t.agentId)).size).toBeGreaterThan(1);
+  });
+});
