@@ -203,26 +203,40 @@ export class MetricPublisher {
     const tq = this.trials.get(trialId);
     if (!tq || tq.settledUnits >= tq.addedUnits) return Promise.resolve({ lastSeq: tq?.lastAckedSeq ?? 0 });
     if (this.connClosed) return Promise.reject(this.connClosed);
-    if (opts.signal?.aborted) return Promise.reject(abortError(opts.signal));
+    if (this.closing) return Promise.reject(new Error('metric publisher is closed'));
+    const signal = opts.signal;
+    if (signal?.aborted) return Promise.reject(abortError(signal));
     return new Promise((resolve, reject) => {
-      const waiter: FlushWaiter = { target: tq.addedUnits, resolve, reject };
-      tq.waiters.push(waiter);
-      opts.signal?.addEventListener(
-        'abort',
-        () => {
-          tq.waiters = tq.waiters.filter((w) => w !== waiter);
-          reject(abortError(opts.signal!));
+      const onAbort = () => {
+        tq.waiters = tq.waiters.filter((w) => w !== waiter);
+        reject(abortError(signal!));
+      };
+      const waiter: FlushWaiter = {
+        target: tq.addedUnits,
+        resolve: (r) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(r);
         },
-        { once: true },
-      );
+        reject: (err) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(err);
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      tq.waiters.push(waiter);
       this.pump(tq);
     });
   }
 
-  /** Flush every trial, then stop. Later `add` calls are dropped and counted. */
+  /**
+   * Flush every trial, then stop; later `add` calls are dropped and counted. Never rejects: an
+   * abort or a closed connection is logged with what was left unsent.
+   */
   async close(opts: FlushOptions = {}): Promise<void> {
     try {
       await Promise.all([...this.trials.keys()].map((id) => this.flushTrial(id, opts)));
+    } catch (err) {
+      this.log.warn('metric publisher closed with points unsent', { unsent: this.buffered, error: String(err) });
     } finally {
       this.closing = true;
       clearInterval(this.ticker);

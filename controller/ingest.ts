@@ -235,7 +235,8 @@ export class MetricIngest {
     const consumer = await this.js.consumers.get(METRICS_STREAM, this.consumerName);
     const messages = await consumer.consume({
       max_messages: this.maxMessages,
-      // The client waits this long before retrying a failed consumer lookup after a reconnect.
+      // Also the client's wait between consumer lookups when one fails after a reconnect; the
+      // 30 s default would leave the ingest idle that long after a NATS restart.
       expires: 5000,
       callback: (m) => this.handle(m),
     });
@@ -246,7 +247,7 @@ export class MetricIngest {
   /** nats.js resumes a consume after a reconnect by itself; this reopens it if it ends anyway. */
   private async keepConsuming(): Promise<void> {
     let delayMs = 0;
-    while (!this.stopping) {
+    while (!this.stopping && !this.nc.isClosed()) {
       const messages = this.messages;
       if (messages) {
         const err = await messages.closed();
@@ -263,11 +264,16 @@ export class MetricIngest {
         };
       });
       this.wakeLoop = null;
-      if (this.stopping) break;
+      if (this.stopping || this.nc.isClosed()) break;
       try {
         // The stream or the consumer may be gone (a server that lost its store): recreate them.
         await this.ensureResources(await this.nc.jetstreamManager(), false);
-        this.messages = await this.openConsumer();
+        const messages = await this.openConsumer();
+        if (this.stopping) {
+          await messages.close();
+          break;
+        }
+        this.messages = messages;
         delayMs = 0;
         this.log.info('metric consumer reopened');
       } catch (err) {

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { connect, StringCodec } from 'nats';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ensureStream } from '../../common/nats-connect.js';
-import { startNatsServer } from '../../common/nats-server.js';
+import { MissingDependencyError } from '../../common/errors.js';
+import { ensureNatsServer, findNatsServer, startNatsServer } from '../../common/nats-server.js';
 import { startTestNats, type TestNats } from '../fixtures/nats.js';
 
 const sc = StringCodec();
@@ -35,6 +36,21 @@ describe('nats-server', () => {
   afterEach(async () => {
     await server?.stop();
     server = undefined;
+  });
+
+  it('finds the binary, or says how to install it', async () => {
+    const found = findNatsServer();
+    expect(found).toBeTruthy();
+    await expect(ensureNatsServer({ install: false })).resolves.toBe(found);
+    const saved = process.env.SWEEPER_NATS_SERVER;
+    process.env.SWEEPER_NATS_SERVER = '/nonexistent/nats-server';
+    try {
+      expect(findNatsServer()).toBeNull();
+      await expect(ensureNatsServer({ install: true })).rejects.toBeInstanceOf(MissingDependencyError);
+    } finally {
+      if (saved === undefined) delete process.env.SWEEPER_NATS_SERVER;
+      else process.env.SWEEPER_NATS_SERVER = saved;
+    }
   });
 
   it('starts on a free port, accepts a client and stops', async () => {

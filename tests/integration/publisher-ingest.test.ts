@@ -1,6 +1,9 @@
 /**
  * Agent publisher → real JetStream → controller ingest, with a real nats-server per test.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import type { NatsConnection } from 'nats';
 import { StringCodec } from 'nats';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -9,6 +12,7 @@ import { MetricIngest, type MetricIngestOptions } from '../../controller/ingest.
 import { createLogger, silentLogger } from '../../common/log.js';
 import { type MetricBatch, type MetricPoint, metricsMsgId, metricsSubject } from '../../common/metrics-wire.js';
 import { connectNats } from '../../common/nats-connect.js';
+import { startNatsServer } from '../../common/nats-server.js';
 import { startTestNats, type TestNats } from '../fixtures/nats.js';
 
 const log = process.env.SWEEPER_TEST_LOG ? createLogger('test') : silentLogger;
@@ -202,6 +206,27 @@ describe('metric publisher → JetStream → ingest', () => {
     expect(pub.stats()).toMatchObject({ publishedPoints: total, dropped: 0, buffered: 0 });
     expect(pub.stats().resends).toBeGreaterThan(0);
     expect(ingest.stats().points).toBe(total);
+  });
+
+  it('recreates the stream and consumer when NATS comes back without its store', async () => {
+    const got = new Collector('sw-lost');
+    await startIngest({ onBatch: got.onBatch });
+    const pub = newPublisher('sw-lost');
+    for (let i = 0; i < 100; i++) pub.add('t1', point(i));
+    await pub.flushTrial('t1');
+    await waitFor('before', () => got.points === 100);
+
+    await server.stop();
+    const blank = await mkdtemp(path.join(os.tmpdir(), 'sweeper-nats-blank-'));
+    const fresh = await startNatsServer({ storeDir: blank, port: server.port });
+    cleanups.push(async () => {
+      await fresh.stop();
+      await rm(blank, { recursive: true, force: true });
+    });
+    for (let i = 100; i < 200; i++) pub.add('t1', point(i));
+    await pub.flushTrial('t1');
+    await waitFor('after', () => got.points === 200);
+    got.expectComplete(['t1'], 200);
   });
 
   it('drops the oldest points when the buffer overflows during an outage', async () => {
