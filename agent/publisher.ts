@@ -12,6 +12,7 @@
 import type { JetStreamClient, NatsConnection, PubAck } from 'nats';
 import { Events } from 'nats';
 import type { Logger } from '../common/log.js';
+import { ThrottledWarner } from '../common/log.js';
 import {
   METRIC_LIMITS,
   METRICS_STREAM,
@@ -132,7 +133,7 @@ export class MetricPublisher {
   private closing = false;
   private connClosed: Error | null = null;
   private readonly statusIter: ReturnType<NatsConnection['status']>;
-  private readonly lastWarn = new Map<string, { at: number; suppressed: number }>();
+  private readonly warner: ThrottledWarner;
   private readonly counters = { publishedPoints: 0, batches: 0, acked: 0, resends: 0, duplicateAcks: 0, dropped: 0, invalid: 0 };
 
   constructor(opts: MetricPublisherOptions) {
@@ -140,6 +141,7 @@ export class MetricPublisher {
     this.js = opts.nc.jetstream();
     this.sweepId = opts.sweepId;
     this.log = opts.log;
+    this.warner = new ThrottledWarner(opts.log);
     this.flushIntervalMs = opts.flushIntervalMs ?? 250;
     this.maxPointsPerBatch = Math.max(1, Math.min(opts.maxPointsPerBatch ?? 1000, METRIC_LIMITS.maxPointsPerMessage));
     this.maxBufferedPoints = Math.max(this.maxPointsPerBatch, opts.maxBufferedPoints ?? 200_000);
@@ -160,7 +162,7 @@ export class MetricPublisher {
     try {
       if (this.closing || this.connClosed) {
         this.counters.dropped++;
-        this.warnEvery('closed', 'metric publisher is closed; dropping points', { trial: trialId });
+        this.warner.warn('closed', 'metric publisher is closed; dropping points', { trial: trialId });
         return;
       }
       const tq = this.queueFor(trialId);
@@ -168,7 +170,7 @@ export class MetricPublisher {
       if (!metricPointSchema.safeParse(point).success) {
         this.counters.invalid++;
         this.noteMalformed(trialId);
-        this.warnEvery('invalid', 'dropping a metric point that does not match the wire schema', { trial: trialId });
+        this.warner.warn('invalid', 'dropping a metric point that does not match the wire schema', { trial: trialId });
         return;
       }
       tq.points.push(point);
@@ -178,7 +180,7 @@ export class MetricPublisher {
       if (this.buffered > this.maxBufferedPoints) this.dropOldest();
       if (tq.points.length >= this.maxPointsPerBatch) this.pump(tq);
     } catch (err) {
-      this.warnEvery('add', 'unexpected error queueing a metric point', { error: String(err) });
+      this.warner.warn('add', 'unexpected error queueing a metric point', { error: String(err) });
     }
   }
 
@@ -190,7 +192,7 @@ export class MetricPublisher {
       tq.addedUnits++;
       this.dirty.add(tq);
     } catch (err) {
-      this.warnEvery('add', 'unexpected error counting a malformed line', { error: String(err) });
+      this.warner.warn('add', 'unexpected error counting a malformed line', { error: String(err) });
     }
   }
 
@@ -363,7 +365,7 @@ export class MetricPublisher {
     if (tq.batch !== batch || attempt !== tq.attempt) return;
     tq.sending = false;
     if (this.connClosed || this.closing) return;
-    this.warnEvery('publish', 'metric batch not acknowledged; will resend', {
+    this.warner.warn('publish', 'metric batch not acknowledged; will resend', {
       trial: tq.trialId,
       seq: batch.seq,
       error: err instanceof Error ? err.message : String(err),
@@ -421,7 +423,7 @@ export class MetricPublisher {
     }
     if (dropped > 0) {
       this.counters.dropped += dropped;
-      this.warnEvery('drop', 'metric buffer full (NATS unreachable or slow?): dropped the oldest points', {
+      this.warner.warn('drop', 'metric buffer full (NATS unreachable or slow?): dropped the oldest points', {
         dropped,
         droppedTotal: this.counters.dropped,
         limit: this.maxBufferedPoints,
@@ -481,17 +483,6 @@ export class MetricPublisher {
     }
   }
 
-  /** Log a warning at most every 5 s per kind, saying how many were held back. */
-  private warnEvery(kind: string, msg: string, fields: Record<string, unknown>): void {
-    const now = Date.now();
-    const last = this.lastWarn.get(kind);
-    if (last && now - last.at < 5000) {
-      last.suppressed++;
-      return;
-    }
-    this.log.warn(msg, { ...fields, ...(last?.suppressed ? { similarSuppressed: last.suppressed } : {}) });
-    this.lastWarn.set(kind, { at: now, suppressed: 0 });
-  }
 }
 
 /** The client's status iterators can be stopped, though the declared type does not say so. */

@@ -51,3 +51,26 @@ export const silentLogger: Logger = {
     return silentLogger;
   },
 };
+
+/**
+ * Warns at most once per `intervalMs` per kind, and says how many similar warnings it held back,
+ * so a flood of bad messages cannot flood the log.
+ */
+export class ThrottledWarner {
+  private readonly last = new Map<string, { at: number; suppressed: number }>();
+  constructor(
+    private readonly log: Logger,
+    private readonly intervalMs = 5000,
+  ) {}
+
+  warn(kind: string, msg: string, fields: Record<string, unknown> = {}): void {
+    const now = Date.now();
+    const last = this.last.get(kind);
+    if (last && now - last.at < this.intervalMs) {
+      last.suppressed++;
+      return;
+    }
+    this.log.warn(msg, { ...fields, ...(last?.suppressed ? { similarSuppressed: last.suppressed } : {}) });
+    this.last.set(kind, { at: now, suppressed: 0 });
+  }
+}

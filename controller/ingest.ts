@@ -15,6 +15,7 @@
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg, NatsConnection } from 'nats';
 import { AckPolicy, ConsumerEvents, DeliverPolicy, NatsError, nanos } from 'nats';
 import type { Logger } from '../common/log.js';
+import { ThrottledWarner } from '../common/log.js';
 import { ensureStream } from '../common/nats-connect.js';
 import {
   METRIC_LIMITS,
@@ -153,7 +154,7 @@ export class MetricIngest {
   private readonly trials = new Map<string, TrialProgress>();
   private readonly counters = { batches: 0, points: 0, duplicates: 0, late: 0, gapsSkipped: 0, held: 0, handlerErrors: 0 };
   private readonly rejected: Partial<Record<RejectReason, number>> = {};
-  private readonly lastWarn = new Map<string, { at: number; suppressed: number }>();
+  private readonly warner: ThrottledWarner;
   private messages: ConsumerMessages | null = null;
   private loop: Promise<void> | null = null;
   private stopping = false;
@@ -163,6 +164,7 @@ export class MetricIngest {
     this.nc = opts.nc;
     this.js = opts.nc.jetstream();
     this.log = opts.log;
+    this.warner = new ThrottledWarner(opts.log);
     this.onBatch = opts.onBatch;
     this.consumerName = opts.consumerName ?? 'sweeper-controller';
     this.replayAll = opts.replayAll ?? false;
@@ -277,7 +279,7 @@ export class MetricIngest {
         delayMs = 0;
         this.log.info('metric consumer reopened');
       } catch (err) {
-        this.warnEvery('reopen', 'could not reopen the metric consumer; retrying', { error: String(err) });
+        this.warner.warn('reopen', 'could not reopen the metric consumer; retrying', { error: String(err) });
       }
     }
   }
@@ -325,7 +327,7 @@ export class MetricIngest {
 
   private reject(m: JsMsg, reason: RejectReason, detail: string): void {
     this.rejected[reason] = (this.rejected[reason] ?? 0) + 1;
-    this.warnEvery(`reject:${reason}`, 'rejected a metric message', { reason, subject: m.subject, detail });
+    this.warner.warn(`reject:${reason}`, 'rejected a metric message', { reason, subject: m.subject, detail });
     ack(m);
   }
 
@@ -371,7 +373,7 @@ export class MetricIngest {
     } catch (err) {
       // Not retried: the same batch would most likely fail the same way, forever.
       this.counters.handlerErrors++;
-      this.warnEvery('handler', 'metric handler threw; batch skipped', { trial: batch.trialId, seq: batch.seq, error: String(err) });
+      this.warner.warn('handler', 'metric handler threw; batch skipped', { trial: batch.trialId, seq: batch.seq, error: String(err) });
     }
     for (const m of msgs) ack(m);
   }
@@ -411,17 +413,6 @@ export class MetricIngest {
     }, this.gapTimeoutMs);
   }
 
-  /** Log a warning at most every 5 s per kind, saying how many were held back. */
-  private warnEvery(kind: string, msg: string, fields: Record<string, unknown>): void {
-    const now = Date.now();
-    const last = this.lastWarn.get(kind);
-    if (last && now - last.at < 5000) {
-      last.suppressed++;
-      return;
-    }
-    this.log.warn(msg, { ...fields, ...(last?.suppressed ? { similarSuppressed: last.suppressed } : {}) });
-    this.lastWarn.set(kind, { at: now, suppressed: 0 });
-  }
 }
 
 function ack(m: JsMsg): void {

@@ -1,20 +1,14 @@
 /** Subcommands that talk to a running controller: create, ls, logs, pause/resume/stop. */
-import { readFile } from 'node:fs/promises';
 import { SweeperClient } from '../../common/api-client.js';
 import { parseConfigText } from '../../controller/config/parse.js';
-import { ConfigError } from '../../controller/config/errors.js';
+import { readConfigText } from '../../controller/config/load.js';
 
 interface ClientOptions {
   controller: string;
 }
 
 export async function runCreate(file: string, o: ClientOptions): Promise<void> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new ConfigError([{ path: '(file)', message: `cannot read ${file}: ${(err as Error).message}` }], []);
-  }
+  const text = await readConfigText(file);
   // Validate locally first: the same errors, without a round trip, and warnings shown here.
   const { warnings } = parseConfigText(text, file);
   for (const w of warnings) process.stderr.write(`warning: ${w.path}: ${w.message}\n`);

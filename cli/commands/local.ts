@@ -6,7 +6,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../../common/log.js';
@@ -14,7 +13,7 @@ import { ensureNatsServer, startNatsServer } from '../../common/nats-server.js';
 import type { NatsServerHandle } from '../../common/nats-server.js';
 import type { ParamValue } from '../../common/values.js';
 import { parseTypedJson, stringifyTyped } from '../../common/values.js';
-import { ConfigError } from '../../controller/config/errors.js';
+import { readConfigText } from '../../controller/config/load.js';
 import { parseConfigText } from '../../controller/config/parse.js';
 import type { ControllerHandle } from '../../controller/controller.js';
 import { startController } from '../../controller/controller.js';
@@ -37,12 +36,7 @@ function cliEntry(): string {
 
 export async function runLocal(file: string, o: LocalOptions): Promise<void> {
   const configPath = resolve(file);
-  let text: string;
-  try {
-    text = await readFile(configPath, 'utf8');
-  } catch (err) {
-    throw new ConfigError([{ path: '(file)', message: `cannot read ${file}: ${(err as Error).message}` }], []);
-  }
+  const text = await readConfigText(configPath);
   const { warnings } = parseConfigText(text, file);
   for (const w of warnings) process.stderr.write(`warning: ${w.path}: ${w.message}\n`);
 

@@ -71,14 +71,17 @@ function yamlIssue(e: YAMLError, text: string, filename?: string): ConfigIssue {
 }
 
 export async function loadConfigFile(path: string): Promise<unknown> {
-  let text: string;
+  return loadConfigText(await readConfigText(path), path);
+}
+
+/** The file's text; a file that cannot be read is a ConfigError saying why. */
+export async function readConfigText(path: string): Promise<string> {
   try {
-    text = await readFile(path, 'utf8');
+    return await readFile(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why =
       code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : String(err);
     throw new ConfigError([{ path: '', message: `cannot read config file '${path}': ${why}` }], [], { cause: err });
   }
-  return loadConfigText(text, path);
 }

@@ -72,7 +72,7 @@ describe('sweeper server and create', () => {
     const address = `127.0.0.1:${port}`;
     // Wait until the health check answers.
     const Health = healthClientCtor();
-    const health = new Health(address, grpc.credentials.createInsecure()) as grpc.Client & { Check: Function };
+    const health = new Health(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & { Check: Function };
     const status = await new Promise<string>((resolve, reject) => {
       const deadline = Date.now() + 30_000;
       const attempt = () =>
