@@ -75,17 +75,20 @@ export async function runLocal(file: string, o: LocalOptions): Promise<void> {
     }
 
     let interrupted = 0;
+    const screen = o.json ? undefined : new LiveScreen(process.stdout);
     const release = onShutdownSignals((signal, n) => {
       interrupted = n;
       if (n === 1) {
-        say(`received ${signal}: stopping the sweep (running trials get their grace period; again to force)`);
+        const msg = `received ${signal}: stopping the sweep (running trials get their grace period; again to force)`;
+        if (screen && process.stdout.isTTY) screen.note(`\nsweeper: ${msg}`);
+        else say(msg);
         void service.stopSweep(sweep.id).catch((err) => log.error('could not stop the sweep', { error: String(err) }));
       } else {
         for (const a of agents) if (a.exitCode === null) a.kill('SIGKILL');
       }
     });
     try {
-      await followSweep(controller, sweep, agents, o.json ? undefined : new LiveScreen(process.stdout));
+      await followSweep(controller, sweep, agents, screen);
     } finally {
       release();
     }

@@ -81,6 +81,13 @@ export class LiveScreen {
       this.out.write(shown + '\n');
     }
   }
+  /** A message between frames: the next frame is drawn below it instead of over it. */
+  note(text: string): void {
+    this.out.write(text + '\n');
+    this.lines = 0;
+    this.last = '';
+  }
+
   /** The last frame stays on screen; off a terminal, print it whole once. */
   done(): void {
     if (!this.out.isTTY && this.lastFull && this.lastFull !== this.last) this.out.write('\n' + this.lastFull + '\n');
