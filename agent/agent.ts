@@ -52,8 +52,16 @@ export interface AgentOptions {
   cwd: string;
   /** SIGTERM-to-SIGKILL grace when a trial is stopped. */
   graceMs?: number;
+  /**
+   * Flapping protection, as W&B's agent has: this many failed trials in a row within the agent's
+   * first minute stop the agent (a broken program or environment). Default 5; 0 disables it.
+   */
+  maxInitialFailures?: number;
   log: Logger;
 }
+
+/** The agent stopped itself because its first trials kept failing. */
+export class AgentFlappingError extends UsageError {}
 
 export interface AgentSummary {
   agentId: string;
@@ -75,6 +83,8 @@ export class Agent {
   private readonly running = new Map<string, TrialProcess>();
   private shutdownRequests = 0;
   private trialsRun = 0;
+  private readonly startedAt = Date.now();
+  private failuresInARow = 0;
 
   constructor(private readonly opts: AgentOptions) {
     this.agentId = opts.agentId ?? `${osHostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40)}-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -125,12 +135,7 @@ export class Agent {
   private async loop(): Promise<string> {
     const { sweepId } = this.opts;
     const abort = this.shutdownController.signal;
-    const reg = await withRetry(
-      'register agent',
-      () => this.client.registerAgent({ agentId: this.agentId, sweepId, hostname: osHostname(), pid: process.pid, slots: 1 }),
-      this.log,
-      abort,
-    ).catch((err) => {
+    const reg = await this.register(abort).catch((err) => {
       if (err instanceof ApiError && err.code === grpc.status.NOT_FOUND) {
         throw new UsageError(`unknown sweep '${sweepId}' on controller ${this.opts.controller} (check the id with 'sweeper ls')`);
       }
@@ -140,11 +145,13 @@ export class Agent {
     this.log.info('agent registered', { agent: this.agentId, sweep: sweepId, controller: this.opts.controller });
 
     const natsUrl = this.opts.natsUrl ?? advertisedNatsUrl(reg.natsUrl, this.opts.controller);
+    // Our own NATS credentials win; otherwise those the controller handed us at registration.
+    const ownCreds = this.opts.natsUser !== undefined || this.opts.natsToken !== undefined;
     this.nc = await connectNats(natsUrl, {
       name: `sweeper-agent-${this.agentId}`,
-      user: this.opts.natsUser,
-      pass: this.opts.natsPass,
-      token: this.opts.natsToken,
+      user: ownCreds ? this.opts.natsUser : reg.natsUser || undefined,
+      pass: ownCreds ? this.opts.natsPass : reg.natsPassword || undefined,
+      token: ownCreds ? this.opts.natsToken : reg.natsToken || undefined,
       log: this.log.child('nats'),
       waitOnFirstConnect: true,
     });
@@ -158,8 +165,7 @@ export class Agent {
       if (this.running.has(t.id)) continue;
       await this.complete({
         ...emptyCompletion(this.agentId, t.id),
-        signal: 'SIGKILL',
-        stderrTail: ['sweeper: the agent restarted while this trial ran; its process was lost'],
+        lostReason: `agent ${this.agentId} restarted while the trial ran; its process was lost`,
       });
     }
 
@@ -186,11 +192,35 @@ export class Agent {
         continue;
       }
       this.trialsRun++;
-      await this.runTrial(res.trial);
+      const failed = await this.runTrial(res.trial);
+      this.checkFlapping(failed);
     }
   }
 
-  private async runTrial(a: ApiAssignment): Promise<void> {
+  private register(abort?: AbortSignal) {
+    return withRetry(
+      'register agent',
+      () =>
+        this.client.registerAgent({ agentId: this.agentId, sweepId: this.opts.sweepId, hostname: osHostname(), pid: process.pid, slots: 1 }),
+      this.log,
+      abort,
+    );
+  }
+
+  /** Stop when the first trials keep failing: the program or its environment is broken. */
+  private checkFlapping(failed: boolean): void {
+    const max = this.opts.maxInitialFailures ?? 5;
+    this.failuresInARow = failed ? this.failuresInARow + 1 : 0;
+    if (max > 0 && this.failuresInARow >= max && Date.now() - this.startedAt < 60_000) {
+      throw new AgentFlappingError(
+        `${this.failuresInARow} trials in a row failed within the agent's first minute; stopping this agent. ` +
+          `Check the program with 'sweeper logs <trial id>' (--max-initial-failures 0 turns this check off).`,
+      );
+    }
+  }
+
+  /** Runs the trial and reports it; true when it failed (exit status or could not start). */
+  private async runTrial(a: ApiAssignment): Promise<boolean> {
     const log = this.log.child(a.trialId);
     const params = parseTypedJson(a.paramsJson) as Params;
     let result: TrialResult;
@@ -212,6 +242,7 @@ export class Agent {
         onPoint: (p) => this.publisher!.add(a.trialId, p),
         onMalformed: () => this.publisher!.noteMalformed(a.trialId),
         graceMs: this.opts.graceMs,
+        orphanGraceMs: this.opts.graceMs,
         logger: log,
       });
       this.running.set(a.trialId, proc);
@@ -246,6 +277,7 @@ export class Agent {
       durationMs: result.durationMs,
       argv,
     });
+    return !result.stoppedBy && (result.startError !== undefined || result.exitCode !== 0);
   }
 
   private async complete(req: ApiCompleteTrialRequest): Promise<void> {
@@ -267,16 +299,18 @@ export class Agent {
           this.log.warn('ignored a malformed control message');
           return;
         }
-        this.stopTrial(parsed.data.trialId, parsed.data.reason);
+        this.stopTrial(parsed.data.trialId, parsed.data.reason, parsed.data.graceMs);
       },
     });
   }
 
-  private stopTrial(trialId: string, reason: string): void {
+  /** `graceMs` 0 kills at once; -1 or undefined uses this agent's grace period. */
+  private stopTrial(trialId: string, reason: string, graceMs?: number): void {
     const proc = this.running.get(trialId);
     if (!proc) return;
-    this.log.info('stopping trial on the controller\'s order', { trial: trialId, reason });
-    void proc.stop(reason, this.opts.graceMs ?? 10_000);
+    const grace = graceMs === undefined || graceMs < 0 ? (this.opts.graceMs ?? 10_000) : graceMs;
+    this.log.info("stopping trial on the controller's order", { trial: trialId, reason, graceMs: grace });
+    void proc.stop(reason, grace);
   }
 
   private startHeartbeats(intervalMs: number): void {
@@ -287,7 +321,9 @@ export class Agent {
           sweepId: this.opts.sweepId,
           runningTrialIds: [...this.running.keys()],
         });
-        for (const order of res.stop) this.stopTrial(order.trialId, order.reason);
+        for (const order of res.stop) this.stopTrial(order.trialId, order.reason, order.graceMs);
+        // The controller restarted and forgot us: register again (it keeps our trials).
+        if (res.unknownAgent) await this.register();
       } catch (err) {
         this.log.debug('heartbeat failed', { error: String(err) });
       }

@@ -8,7 +8,9 @@
  * output already buffered is drained for a short while, never waited on indefinitely.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from '../common/log.js';
 import { silentLogger } from '../common/log.js';
 import type { MetricPoint } from '../common/metrics-wire.js';
@@ -47,6 +49,8 @@ export interface TrialOptions {
   signal?: AbortSignal;
   /** Grace between SIGTERM and SIGKILL when stopped through `signal`. Default 10 s. */
   graceMs?: number;
+  /** Grace between SIGTERM and SIGKILL when this agent dies and the reaper stops the trial. Default 10 s. */
+  orphanGraceMs?: number;
   /** How long to keep reading output after the main process exits. Default 500 ms. */
   drainMs?: number;
   tail?: OutputTailOptions;
@@ -66,6 +70,16 @@ const NEXT_STATES: Record<TrialState, readonly TrialState[]> = {
 /** Longest line read from any stream; the rest of a longer line is dropped. */
 export const MAX_LINE_BYTES = 64 * 1024;
 export const METRICS_FD = 3;
+const REAPER_STATUS_FD = 4;
+
+/** agent/reaper.mjs is plain JavaScript read from the source tree, also when running from dist/. */
+const REAPER: string = (() => {
+  for (const rel of ['./reaper.mjs', '../../agent/reaper.mjs']) {
+    const p = fileURLToPath(new URL(rel, import.meta.url));
+    if (existsSync(p)) return p;
+  }
+  throw new Error('cannot find agent/reaper.mjs next to the sweeper sources');
+})();
 
 export function startTrial(opts: TrialOptions): TrialProcess {
   return new TrialProcess(opts);
@@ -84,6 +98,8 @@ export class TrialProcess {
   private stoppedBy?: StopReason;
   private killTimer?: NodeJS.Timeout;
   private killAt = Infinity;
+  /** Set when the reaper reports that the program itself could not be started. */
+  private startError?: string;
   private callbackFailed = false;
   private readonly onAbort = () => {
     const reason: unknown = this.opts.signal?.reason;
@@ -140,19 +156,36 @@ export class TrialProcess {
 
     let child: ChildProcess;
     try {
-      child = spawn(command.argv[0], command.argv.slice(1), {
+      // The program runs under the reaper (agent/reaper.mjs), which leads the trial's process
+      // group and stops the group if this agent dies, so no trial outlives its agent.
+      child = spawn(process.execPath, [REAPER, String(this.opts.orphanGraceMs ?? 10_000), '--', ...command.argv], {
         cwd,
         env: { ...command.env, SWEEPER_METRICS_FD: String(METRICS_FD) },
         detached: true,
-        stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+        stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
         windowsHide: true,
       });
+      for (const arg of command.argv) if (arg.includes('\0')) throw new Error('an argument contains a NUL byte');
     } catch (err) {
       // Arguments Node refuses outright (a NUL byte in argv, say) throw instead of emitting.
       this.finishWithoutProcess(describe(err));
       return;
     }
     this.child = child;
+    // Never written: it closes when this process dies, which is the reaper's cue.
+    child.stdin!.on('error', () => undefined);
+    const reaperStatus = child.stdio[REAPER_STATUS_FD] as Readable;
+    const statusLines = new LineSplitter(MAX_LINE_BYTES, (line) => {
+      try {
+        const ev = JSON.parse(line) as { event: string; message?: string };
+        if (ev.event === 'error') this.startError = ev.message ?? 'could not start';
+      } catch {
+        // Not ours to worry about: the exit status still tells how the trial went.
+      }
+    });
+    reaperStatus.on('data', (chunk: Buffer) => statusLines.push(chunk));
+    reaperStatus.on('error', () => undefined);
+    const statusClosed = new Promise<void>((resolve) => reaperStatus.once('close', resolve));
 
     const streams = [child.stdout, child.stderr, child.stdio[METRICS_FD]] as Readable[];
     const closed = streams.map((s) => new Promise<void>((resolve) => s.once('close', resolve)));
@@ -192,9 +225,13 @@ export class TrialProcess {
       // Whatever the program left behind in its group dies with it. The group id cannot have
       // been reused yet: a group lives as long as any member does.
       this.signalGroup('SIGKILL');
-      void this.drain(closed, streams, splitters).then(() =>
-        this.finish({ exitCode: code, signal: sig, durationMs: exitedAt - this.startedAt }),
-      );
+      void this.drain([...closed, statusClosed], [...streams, reaperStatus], [...splitters, statusLines]).then(() => {
+        if (this.startError !== undefined) {
+          this.finish({ exitCode: null, signal: null, startError: this.startError, durationMs: exitedAt - this.startedAt });
+        } else {
+          this.finish({ exitCode: code, signal: sig, durationMs: exitedAt - this.startedAt });
+        }
+      });
     });
   }
 

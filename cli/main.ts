@@ -25,6 +25,18 @@ function port(value: string): number {
   return n;
 }
 
+function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number ≥ 0');
+  return n;
+}
+
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number');
+  return n;
+}
+
 function natsPort(value: string): number {
   return value === '-1' ? -1 : port(value);
 }
@@ -62,6 +74,8 @@ export function buildProgram(): Command {
     .addOption(new Option('--nats <url>', 'use this NATS server (JetStream enabled) instead of starting one').env('SWEEPER_NATS_URL'))
     .option('--nats-port <port>', 'port of the embedded nats-server (-1: any free port)', natsPort, 4222)
     .option('--data <dir>', 'data folder of the embedded nats-server', '.sweeper/server')
+    .option('--heartbeat-timeout <seconds>', "a trial whose agent is silent this long becomes 'crashed'", positiveNumber, 30)
+    .option('--max-crash-retries <n>', "times a crashed trial's parameters are run again", nonNegativeInt, 1)
     .action(async (o) => runServer(o));
 
   program
@@ -80,6 +94,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--nats <url>', 'NATS URL (default: the one the controller advertises)').env('SWEEPER_NATS_URL'))
     .addOption(new Option('--agent-id <id>', 'stable agent id (default: host-pid-random)').env('SWEEPER_AGENT_ID'))
     .option('--grace <seconds>', 'seconds between SIGTERM and SIGKILL when a trial is stopped', positiveInt, 10)
+    .option('--max-initial-failures <n>', 'stop when this many trials in a row fail in the first minute (0: never)', nonNegativeInt, 5)
     .action(async (sweepId: string, o) => runAgentCommand(sweepId, o));
 
   program
@@ -116,6 +131,7 @@ export function buildProgram(): Command {
     ['pause', 'hand out no new trials; running ones continue'],
     ['resume', 'resume a paused sweep'],
     ['stop', 'no new trials; running trials get SIGTERM, then SIGKILL after their grace period'],
+    ['cancel', 'no new trials; running trials are killed at once (SIGKILL)'],
   ] as const) {
     program
       .command(name)

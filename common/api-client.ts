@@ -80,6 +80,9 @@ export class SweeperClient {
   stopSweep(sweepId: string): Promise<ApiSweep> {
     return this.call('StopSweep', { sweepId });
   }
+  cancelSweep(sweepId: string): Promise<ApiSweep> {
+    return this.call('CancelSweep', { sweepId });
+  }
   registerAgent(req: { agentId: string; sweepId: string; hostname: string; pid: number; slots: number }): Promise<ApiRegisterAgentResponse> {
     return this.call('RegisterAgent', req);
   }

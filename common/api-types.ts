@@ -68,11 +68,16 @@ export interface ApiRegisterAgentResponse {
   command: string[];
   program: string;
   sweepState: string;
+  natsUser: string;
+  natsPassword: string;
+  natsToken: string;
+  heartbeatTimeoutMs: number;
 }
 
 export interface ApiHeartbeatResponse {
   sweepState: string;
-  stop: Array<{ trialId: string; reason: string }>;
+  stop: Array<{ trialId: string; reason: string; graceMs: number }>;
+  unknownAgent: boolean;
 }
 
 export interface ApiCompleteTrialRequest {
@@ -87,6 +92,7 @@ export interface ApiCompleteTrialRequest {
   lastMetricSeq: number;
   durationMs: number;
   argv: string[];
+  lostReason?: string;
 }
 
 export interface ApiTrialDetail {

@@ -12,6 +12,8 @@ export const controlMessageSchema = z.object({
   type: z.literal('stop'),
   trialId: z.string().min(1).max(200),
   reason: z.string().max(1000),
+  /** 0: kill at once (cancel); -1 or absent: the agent's own grace period. */
+  graceMs: z.number().int().min(-1).max(3_600_000).optional(),
 });
 
 export type ControlMessage = z.infer<typeof controlMessageSchema>;

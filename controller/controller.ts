@@ -25,6 +25,10 @@ export interface ControllerOptions {
   natsPass?: string;
   natsToken?: string;
   heartbeatIntervalMs?: number;
+  /** A trial whose agent is silent this long becomes crashed (default 30 s). */
+  heartbeatTimeoutMs?: number;
+  /** Re-runs of a crashed trial's parameters (default 1). */
+  maxCrashRetries?: number;
   log: Logger;
 }
 
@@ -54,6 +58,8 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     eventLog,
     log: log.child('sweeps'),
     heartbeatIntervalMs: opts.heartbeatIntervalMs,
+    heartbeatTimeoutMs: opts.heartbeatTimeoutMs,
+    maxCrashRetries: opts.maxCrashRetries,
     sendControl: (agentId, message) => {
       try {
         nc.publish(controlSubject(agentId), controlCodec.encode(message));
@@ -74,7 +80,15 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     port: opts.port,
     log: log.child('grpc'),
     natsUrlForAgents: opts.natsUrlForAgents ?? opts.natsUrl,
+    natsCredentials: { user: opts.natsUser, pass: opts.natsPass, token: opts.natsToken },
   });
+  // Liveness is the controller's job: trials of silent agents become crashed. Checked often
+  // enough that a crash is noticed within a fraction of the timeout.
+  const reaper = setInterval(
+    () => void service.reapLostTrials().catch((err) => log.warn('could not check agent heartbeats', { error: String(err) })),
+    Math.max(250, Math.min(5000, service.heartbeatTimeoutMs / 4)),
+  );
+  reaper.unref();
   let stopped = false;
   return {
     service,
@@ -85,6 +99,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     async stop() {
       if (stopped) return;
       stopped = true;
+      clearInterval(reaper);
       await grpcServer.stop();
       await ingest.stop();
       await nc.drain().catch(() => undefined);

@@ -21,6 +21,8 @@ export interface GrpcServerOptions {
   watchIntervalMs?: number;
   /** The NATS URL agents are told to use (they may override it). */
   natsUrlForAgents?: string;
+  /** NATS credentials handed to registered agents. */
+  natsCredentials?: { user?: string; pass?: string; token?: string };
 }
 
 export interface GrpcServerHandle {
@@ -56,6 +58,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
     PauseSweep: unary('PauseSweep', async (req: { sweepId: string }) => toApiSweep(service.sweepView(await service.pauseSweep(req.sweepId)))),
     ResumeSweep: unary('ResumeSweep', async (req: { sweepId: string }) => toApiSweep(service.sweepView(await service.resumeSweep(req.sweepId)))),
     StopSweep: unary('StopSweep', async (req: { sweepId: string }) => toApiSweep(service.sweepView(await service.stopSweep(req.sweepId)))),
+    CancelSweep: unary('CancelSweep', async (req: { sweepId: string }) => toApiSweep(service.sweepView(await service.cancelSweep(req.sweepId)))),
     RegisterAgent: unary('RegisterAgent', (req: { agentId: string; sweepId: string; hostname: string; pid: number; slots: number }) => {
       const r = service.registerAgent(req);
       return {
@@ -65,6 +68,10 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
         command: r.command,
         program: r.program,
         sweepState: r.sweepState,
+        natsUser: opts.natsCredentials?.user ?? '',
+        natsPassword: opts.natsCredentials?.pass ?? '',
+        natsToken: opts.natsCredentials?.token ?? '',
+        heartbeatTimeoutMs: service.heartbeatTimeoutMs,
       };
     }),
     Heartbeat: unary('Heartbeat', (req: { agentId: string; sweepId: string; runningTrialIds: string[] }) => service.heartbeat(req)),
@@ -89,6 +96,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
         stderrTail: string[];
         lastMetricSeq: number;
         argv: string[];
+        lostReason: string;
       }) => {
         const state = await service.completeTrial({
           agentId: req.agentId,
@@ -101,6 +109,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
           stderrTail: req.stderrTail,
           lastMetricSeq: req.lastMetricSeq,
           argv: req.argv,
+          lostReason: req.lostReason,
         });
         return { state };
       },

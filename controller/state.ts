@@ -9,7 +9,12 @@ import { parseTypedJson } from '../common/values.js';
 import type { SweepConfig } from './config/types.js';
 import type { TrialState } from './strategies/types.js';
 
-export type SweepState = 'running' | 'paused' | 'finished' | 'stopped';
+export type SweepState = 'running' | 'paused' | 'finished' | 'stopped' | 'cancelled';
+
+/** A sweep in one of these states hands out no trial again. */
+export function isSweepOver(state: SweepState): boolean {
+  return state === 'finished' || state === 'stopped' || state === 'cancelled';
+}
 
 export const TERMINAL_TRIAL_STATES: ReadonlySet<TrialState> = new Set(['finished', 'failed', 'crashed', 'stopped']);
 
@@ -27,6 +32,8 @@ export interface TrialRecord {
   params: Params;
   paramsJson: string;
   agentId: string;
+  /** The crashed trial whose parameters this one runs again, or ''. */
+  retryOf: string;
   createdAt: number;
   startedAt: number;
   endedAt: number;
@@ -72,6 +79,8 @@ export type ControllerEvent =
       at: number;
       paramsJson: string;
       agentId: string;
+      /** Set when this trial re-runs the parameters of a crashed one. */
+      retryOf?: string;
     }
   | {
       type: 'trial_ended';
@@ -122,9 +131,9 @@ export function applyEvent(state: ControllerState, event: ControllerEvent, decod
     case 'sweep_state': {
       const sweep = state.sweeps.get(event.sweepId);
       if (!sweep || sweep.state === event.state) return;
-      if (sweep.state === 'finished' || sweep.state === 'stopped') return;
+      if (isSweepOver(sweep.state)) return;
       sweep.state = event.state;
-      if (event.state === 'finished' || event.state === 'stopped') {
+      if (isSweepOver(event.state)) {
         sweep.finishedAt = event.at;
         sweep.finishReason = event.reason;
       }
@@ -141,6 +150,7 @@ export function applyEvent(state: ControllerState, event: ControllerEvent, decod
         params: parseTypedJson(event.paramsJson) as Params,
         paramsJson: event.paramsJson,
         agentId: event.agentId,
+        retryOf: event.retryOf ?? '',
         createdAt: event.at,
         startedAt: event.at,
         endedAt: 0,
@@ -150,7 +160,13 @@ export function applyEvent(state: ControllerState, event: ControllerEvent, decod
         argv: [],
         stdoutTail: [],
         stderrTail: [],
-        history: [{ state: 'running', at: event.at, reason: `assigned to agent ${event.agentId}` }],
+        history: [
+          {
+            state: 'running',
+            at: event.at,
+            reason: `assigned to agent ${event.agentId}${event.retryOf ? ` (retry of crashed trial ${event.retryOf})` : ''}`,
+          },
+        ],
       };
       sweep.trials.push(trial);
       state.trials.set(trial.id, trial);

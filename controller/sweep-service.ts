@@ -20,7 +20,7 @@ import type { SweepConfig } from './config/types.js';
 import type { EventLog } from './event-log.js';
 import { MetricStore } from './metric-store.js';
 import type { ControllerEvent, ControllerState, SweepRecord, SweepState, TrialRecord } from './state.js';
-import { applyEvent, emptyState, isTerminal } from './state.js';
+import { applyEvent, emptyState, isSweepOver, isTerminal } from './state.js';
 import { createStrategy } from './strategies/index.js';
 import type { Strategy, TrialObservation, TrialState } from './strategies/types.js';
 import { decodeConfig, encodeConfig } from './config-codec.js';
@@ -83,11 +83,15 @@ export interface TrialCompletion {
   stderrTail: string[];
   lastMetricSeq: number;
   argv: string[];
+  /** The agent lost the trial's process (it restarted): the trial crashed. */
+  lostReason?: string;
 }
 
 export interface StopOrder {
   trialId: string;
   reason: string;
+  /** 0 kills at once; -1 leaves the agent's own grace period. */
+  graceMs: number;
 }
 
 
@@ -97,6 +101,10 @@ export interface SweepServiceOptions {
   log?: Logger;
   now?: () => number;
   heartbeatIntervalMs?: number;
+  /** A trial whose agent sent no heartbeat for this long becomes `crashed`. Default 30 s. */
+  heartbeatTimeoutMs?: number;
+  /** How many times the parameters of a crashed trial are run again. Default 1. */
+  maxCrashRetries?: number;
   /** How long CompleteTrial waits for the trial's last metric batch to be ingested. */
   metricWaitMs?: number;
   sendControl?: (agentId: string, message: ControlMessage) => void;
@@ -117,18 +125,21 @@ export class SweepService {
   readonly metrics: MetricStore;
   /** Capture-to-controller delay of metric points, for `GetStats` and the ingest benchmark. */
   readonly ingestLag = new LatencyHistogram();
-  private readonly startedAt = Date.now();
   private readonly state: ControllerState = emptyState();
   private readonly strategies = new Map<string, Strategy>();
   /** Sweeps whose strategy said the space is used up (recomputed after a restart on demand). */
   private readonly exhausted = new Set<string>();
   private readonly agents = new Map<string, AgentInfo>();
-  private readonly stopOrders = new Map<string, Map<string, string>>();
+  /** Per agent: trial id → why and how to stop it, until the trial ends. */
+  private readonly stopOrders = new Map<string, Map<string, { reason: string; graceMs: number }>>();
+  private readonly startedAt = Date.now();
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly changes = new EventEmitter();
   private readonly log: Logger;
   private readonly now: () => number;
   readonly heartbeatIntervalMs: number;
+  readonly heartbeatTimeoutMs: number;
+  private readonly maxCrashRetries: number;
   private readonly metricWaitMs: number;
 
   constructor(private readonly options: SweepServiceOptions) {
@@ -136,6 +147,8 @@ export class SweepService {
     this.log = options.log ?? silentLogger;
     this.now = options.now ?? Date.now;
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 5000;
+    this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 30_000;
+    this.maxCrashRetries = options.maxCrashRetries ?? 1;
     this.metricWaitMs = options.metricWaitMs ?? 10_000;
     this.changes.setMaxListeners(0);
   }
@@ -192,9 +205,26 @@ export class SweepService {
   /** No new trials; running trials are told to stop (SIGTERM, grace, SIGKILL on their agent). */
   async stopSweep(sweepId: string): Promise<SweepRecord> {
     const sweep = this.requireSweep(sweepId);
-    if (sweep.state === 'finished' || sweep.state === 'stopped') return sweep;
+    if (isSweepOver(sweep.state)) return sweep;
     await this.setSweepState(sweep, 'stopped', 'stopped by user');
     for (const t of sweep.trials) if (t.state === 'running') this.orderStop(t, 'sweep stopped by user');
+    return sweep;
+  }
+
+  /** No new trials; running trials are killed at once (SIGKILL to their process group). */
+  async cancelSweep(sweepId: string): Promise<SweepRecord> {
+    const sweep = this.requireSweep(sweepId);
+    if (sweep.state !== 'cancelled') {
+      // A stopped sweep can still be cancelled: that kills trials still in their grace period.
+      if (!isSweepOver(sweep.state) || sweep.state === 'stopped') {
+        await this.commit(
+          { type: 'sweep_state', sweepId, at: this.now(), state: 'cancelled', reason: 'cancelled by user' },
+          `${sweepId}:state:cancelled`,
+        );
+        this.log.info('sweep cancelled', { sweep: sweepId });
+      }
+    }
+    for (const t of sweep.trials) if (t.state === 'running') this.orderStop(t, 'sweep cancelled by user', 0);
     return sweep;
   }
 
@@ -220,19 +250,54 @@ export class SweepService {
     };
   }
 
-  heartbeat(req: { agentId: string; sweepId: string; runningTrialIds: string[] }): { sweepState: SweepState; stop: StopOrder[] } {
+  heartbeat(req: { agentId: string; sweepId: string; runningTrialIds: string[] }): {
+    sweepState: SweepState;
+    stop: StopOrder[];
+    unknownAgent: boolean;
+  } {
     const sweep = this.requireSweep(req.sweepId);
     const agent = this.agents.get(req.agentId);
     if (agent) agent.lastSeen = this.now();
     const orders = this.stopOrders.get(req.agentId);
     const stop: StopOrder[] = [];
-    if (orders) {
-      for (const id of req.runningTrialIds) {
-        const reason = orders.get(id);
-        if (reason !== undefined) stop.push({ trialId: id, reason });
+    for (const id of req.runningTrialIds) {
+      const order = orders?.get(id);
+      if (order !== undefined) {
+        stop.push({ trialId: id, ...order });
+        continue;
+      }
+      // What the agent runs but we do not count as its running trial must stop: a trial we
+      // declared crashed while the agent was cut off (its parameters may already run elsewhere),
+      // or one of a sweep stopped while the controller was down.
+      const trial = this.state.trials.get(id);
+      if (!trial || trial.agentId !== req.agentId || trial.state !== 'running') {
+        stop.push({ trialId: id, reason: `trial is ${trial ? trial.state : 'unknown'} on the controller`, graceMs: -1 });
+      } else if (isSweepOver(sweep.state)) {
+        stop.push({ trialId: id, reason: `sweep ${sweep.state}`, graceMs: sweep.state === 'cancelled' ? 0 : -1 });
       }
     }
-    return { sweepState: sweep.state, stop };
+    return { sweepState: sweep.state, stop, unknownAgent: !agent };
+  }
+
+  /**
+   * Trials whose agent has sent nothing for longer than the heartbeat timeout become `crashed`;
+   * their parameters are offered again (up to maxCrashRetries). Safe to call at any time and
+   * more than once. After a restart every agent gets a full timeout to reconnect.
+   */
+  async reapLostTrials(): Promise<number> {
+    const now = this.now();
+    let reaped = 0;
+    for (const sweep of this.state.sweeps.values()) {
+      for (const trial of sweep.trials) {
+        if (trial.state !== 'running') continue;
+        const lastSeen = Math.max(this.agents.get(trial.agentId)?.lastSeen ?? 0, this.startedAt, trial.startedAt);
+        if (now - lastSeen <= this.heartbeatTimeoutMs) continue;
+        const reason = `agent ${trial.agentId} sent no heartbeat for ${Math.round((now - lastSeen) / 1000)}s`;
+        await this.endTrial(trial, 'crashed', reason, { exitCode: null, signal: '', argv: [], stdoutTail: [], stderrTail: [] });
+        reaped++;
+      }
+    }
+    return reaped;
   }
 
   /**
@@ -242,8 +307,13 @@ export class SweepService {
   requestTrial(agentId: string, sweepId: string): Promise<TrialRequestOutcome> {
     return this.withLock(sweepId, async () => {
       const sweep = this.requireSweep(sweepId);
-      const agent = this.agents.get(agentId);
+      let agent = this.agents.get(agentId);
       if (agent) agent.lastSeen = this.now();
+      else {
+        // Known from before a controller restart: it re-registers on its next heartbeat.
+        agent = { id: agentId, sweepId, hostname: '', pid: 0, slots: 1, lastSeen: this.now() };
+        this.agents.set(agentId, agent);
+      }
       const command = sweep.config.command ?? DEFAULT_COMMAND;
       const program = sweep.config.program ?? '';
       // An agent that asks again while holding as many trials as it has slots lost our answer
@@ -251,12 +321,15 @@ export class SweepService {
       const held = this.heldTrials(sweep, agentId);
       if (held.length >= (agent?.slots ?? 1)) return { kind: 'trial', trial: held[0], command, program };
 
-      if (sweep.state === 'finished' || sweep.state === 'stopped') return { kind: 'done', reason: `sweep ${sweep.state}` };
+      if (isSweepOver(sweep.state)) return { kind: 'done', reason: `sweep ${sweep.state}` };
       if (sweep.state === 'paused') return { kind: 'retry', afterMs: 2000 };
 
       const strategy = this.strategyFor(sweep);
+      // Crashed trials were lost to their agent, not to their parameters: run those again first.
+      const retry = this.crashedToRetry(sweep);
+      if (retry) return { kind: 'trial', trial: await this.createTrial(sweep, agentId, retry.paramsJson, retry.id), command, program };
       const limit = trialLimit(sweep, strategy);
-      if (limit !== undefined && sweep.trials.length >= limit) {
+      if (limit !== undefined && countedTrials(sweep) >= limit) {
         await this.finishIfIdle(sweep, this.limitReason(sweep, strategy));
         return { kind: 'done', reason: 'no more trials to run' };
       }
@@ -266,23 +339,46 @@ export class SweepService {
         await this.finishIfIdle(sweep, 'grid exhausted');
         return { kind: 'done', reason: 'search space exhausted' };
       }
-      const number = sweep.trials.length + 1;
-      const trialId = `${sweep.id}-${number}`;
-      await this.commit(
-        {
-          type: 'trial_created',
-          sweepId: sweep.id,
-          trialId,
-          number,
-          at: this.now(),
-          paramsJson: stringifyTyped(suggestion.params),
-          agentId,
-        },
-        `${trialId}:created`,
-      );
-      const trial = this.state.trials.get(trialId)!;
-      this.log.info('trial assigned', { trial: trialId, agent: agentId, params: trial.paramsJson });
+      const trial = await this.createTrial(sweep, agentId, stringifyTyped(suggestion.params));
       return { kind: 'trial', trial, command, program };
+    });
+  }
+
+  private async createTrial(sweep: SweepRecord, agentId: string, paramsJson: string, retryOf?: string): Promise<TrialRecord> {
+    const number = sweep.trials.length + 1;
+    const trialId = `${sweep.id}-${number}`;
+    await this.commit(
+      {
+        type: 'trial_created',
+        sweepId: sweep.id,
+        trialId,
+        number,
+        at: this.now(),
+        paramsJson,
+        agentId,
+        ...(retryOf ? { retryOf } : {}),
+      },
+      `${trialId}:created`,
+    );
+    const trial = this.state.trials.get(trialId)!;
+    this.log.info('trial assigned', { trial: trialId, agent: agentId, params: paramsJson, retryOf });
+    return trial;
+  }
+
+  /** The oldest crashed trial whose parameters have crashed at most maxCrashRetries times and never ran otherwise. */
+  private crashedToRetry(sweep: SweepRecord): TrialRecord | undefined {
+    if (this.maxCrashRetries <= 0 || !sweep.trials.some((t) => t.state === 'crashed')) return undefined;
+    const attempts = new Map<string, { crashed: number; other: number }>();
+    for (const t of sweep.trials) {
+      const a = attempts.get(t.paramsJson) ?? { crashed: 0, other: 0 };
+      if (t.state === 'crashed') a.crashed++;
+      else a.other++;
+      attempts.set(t.paramsJson, a);
+    }
+    return sweep.trials.find((t) => {
+      if (t.state !== 'crashed') return false;
+      const a = attempts.get(t.paramsJson)!;
+      return a.other === 0 && a.crashed <= this.maxCrashRetries;
     });
   }
 
@@ -297,7 +393,18 @@ export class SweepService {
       if (!ok) this.log.warn('trial ended before all its metrics arrived', { trial: c.trialId, seq: c.lastMetricSeq });
     }
     const { state, reason } = classifyEnd(c);
-    await this.withLock(trial.sweepId, async () => {
+    await this.endTrial(trial, state, reason, c);
+    return trial.state;
+  }
+
+  /** Record a trial's end (once), then finish the sweep if nothing is left to run. */
+  private endTrial(
+    trial: TrialRecord,
+    state: TrialState,
+    reason: string,
+    c: Pick<TrialCompletion, 'exitCode' | 'signal' | 'argv' | 'stdoutTail' | 'stderrTail'>,
+  ): Promise<void> {
+    return this.withLock(trial.sweepId, async () => {
       if (isTerminal(trial.state)) return;
       await this.commit(
         {
@@ -320,11 +427,12 @@ export class SweepService {
       const sweep = this.requireSweep(trial.sweepId);
       const strategy = this.strategyFor(sweep);
       const limit = trialLimit(sweep, strategy);
-      if (this.exhausted.has(sweep.id) || (limit !== undefined && sweep.trials.length >= limit)) {
+      // A crash leaves work to redo (its retry), so it never finishes the sweep by itself.
+      if (state === 'crashed' && this.crashedToRetry(sweep)) return;
+      if (this.exhausted.has(sweep.id) || (limit !== undefined && countedTrials(sweep) >= limit)) {
         await this.finishIfIdle(sweep, this.exhausted.has(sweep.id) ? 'grid exhausted' : this.limitReason(sweep, strategy));
       }
     });
-    return trial.state;
   }
 
   // ---- metrics ------------------------------------------------------------------------------
@@ -430,7 +538,7 @@ export class SweepService {
 
   /** True once the sweep will never change again. */
   isSettled(sweep: SweepRecord): boolean {
-    return (sweep.state === 'finished' || sweep.state === 'stopped') && !sweep.trials.some((t) => t.state === 'running');
+    return isSweepOver(sweep.state) && !sweep.trials.some((t) => t.state === 'running');
   }
 
   // ---- internals ----------------------------------------------------------------------------
@@ -462,11 +570,12 @@ export class SweepService {
     return cap !== undefined && (size === undefined || cap <= size) ? `run_cap ${cap} reached` : 'grid exhausted';
   }
 
-  private orderStop(trial: TrialRecord, reason: string): void {
+  /** `graceMs` 0 kills at once; -1 leaves the agent's own grace period. */
+  private orderStop(trial: TrialRecord, reason: string, graceMs = -1): void {
     let orders = this.stopOrders.get(trial.agentId);
     if (!orders) this.stopOrders.set(trial.agentId, (orders = new Map()));
-    orders.set(trial.id, reason);
-    this.options.sendControl?.(trial.agentId, { type: 'stop', trialId: trial.id, reason });
+    orders.set(trial.id, { reason, graceMs });
+    this.options.sendControl?.(trial.agentId, { type: 'stop', trialId: trial.id, reason, graceMs });
   }
 
   private heldTrials(sweep: SweepRecord, agentId: string): TrialRecord[] {
@@ -500,6 +609,13 @@ export class SweepService {
   }
 }
 
+/** Trials that count toward run_cap and the grid's size: all but the crashed, which get retried. */
+function countedTrials(sweep: SweepRecord): number {
+  let n = 0;
+  for (const t of sweep.trials) if (t.state !== 'crashed') n++;
+  return n;
+}
+
 /** run_cap or the grid's size, whichever is smaller; undefined when unbounded. */
 export function trialLimit(sweep: SweepRecord, strategy: Strategy): number | undefined {
   const size = strategy.size();
@@ -519,10 +635,13 @@ function observations(sweep: SweepRecord, metrics: MetricStore): TrialObservatio
 }
 
 /** The end state of a trial from what its agent reported. */
-export function classifyEnd(c: Pick<TrialCompletion, 'exitCode' | 'signal' | 'startError' | 'stoppedReason' | 'stderrTail'>): {
+export function classifyEnd(
+  c: Pick<TrialCompletion, 'exitCode' | 'signal' | 'startError' | 'stoppedReason' | 'stderrTail' | 'lostReason'>,
+): {
   state: TrialState;
   reason: string;
 } {
+  if (c.lostReason) return { state: 'crashed', reason: c.lostReason };
   if (c.stoppedReason) return { state: 'stopped', reason: c.stoppedReason };
   if (c.startError) return { state: 'failed', reason: `could not start: ${c.startError}` };
   if (c.exitCode === 0) return { state: 'finished', reason: '' };

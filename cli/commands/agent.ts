@@ -8,6 +8,7 @@ export interface AgentCommandOptions {
   nats?: string;
   agentId?: string;
   grace: number;
+  maxInitialFailures: number;
 }
 
 /** `sweeper agent SWEEP_ID`: run trials in the current directory until the sweep is over. */
@@ -24,6 +25,7 @@ export async function runAgentCommand(sweepId: string, o: AgentCommandOptions): 
     agentId: o.agentId,
     cwd: process.cwd(),
     graceMs: o.grace * 1000,
+    maxInitialFailures: o.maxInitialFailures,
     log,
   });
   const release = onShutdownSignals((signal, n) => agent.shutdown(n === 1 ? `received ${signal}` : `received ${signal} again`));

@@ -79,11 +79,16 @@ export async function runLogs(trialId: string, o: ClientOptions): Promise<void> 
   }
 }
 
-export async function runSweepControl(action: 'pause' | 'resume' | 'stop', sweepId: string, o: ClientOptions): Promise<void> {
+export async function runSweepControl(action: 'pause' | 'resume' | 'stop' | 'cancel', sweepId: string, o: ClientOptions): Promise<void> {
   const client = new SweeperClient(o.controller);
   try {
-    const sweep =
-      action === 'pause' ? await client.pauseSweep(sweepId) : action === 'resume' ? await client.resumeSweep(sweepId) : await client.stopSweep(sweepId);
+    const calls = {
+      pause: () => client.pauseSweep(sweepId),
+      resume: () => client.resumeSweep(sweepId),
+      stop: () => client.stopSweep(sweepId),
+      cancel: () => client.cancelSweep(sweepId),
+    };
+    const sweep = await calls[action]();
     process.stdout.write(`sweep ${sweep.id} is ${sweep.state}\n`);
   } finally {
     client.close();

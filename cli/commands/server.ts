@@ -11,6 +11,8 @@ export interface ServerOptions {
   nats?: string;
   natsPort: number;
   data: string;
+  heartbeatTimeout: number;
+  maxCrashRetries: number;
 }
 
 /** `sweeper server`: the controller, plus an embedded nats-server unless --nats is given. */
@@ -31,6 +33,8 @@ export async function runServer(o: ServerOptions): Promise<void> {
     natsUser: process.env.SWEEPER_NATS_USER,
     natsPass: process.env.SWEEPER_NATS_PASSWORD,
     natsToken: process.env.SWEEPER_NATS_TOKEN,
+    heartbeatTimeoutMs: o.heartbeatTimeout * 1000,
+    maxCrashRetries: o.maxCrashRetries,
     log,
   }).catch(async (err) => {
     await nats?.stop();
