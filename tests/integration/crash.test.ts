@@ -1,0 +1,287 @@
+/**
+ * Processes killed at any moment: agents (SIGKILL), the controller (SIGKILL, as a real process)
+ * and nats-server (SIGKILL, restarted on the same store). Real parts throughout; heartbeat
+ * timeouts are shortened so the suite stays quick.
+ */
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SweeperClient } from '../../common/api-client.js';
+import type { ApiSweepDetail, ApiTrial } from '../../common/api-types.js';
+import { createLogger } from '../../common/log.js';
+import type { ControllerHandle } from '../../controller/controller.js';
+import { startController } from '../../controller/controller.js';
+import { collect, spawnCli } from '../fixtures/cli.js';
+import type { TestNats } from '../fixtures/nats.js';
+import { startTestNats } from '../fixtures/nats.js';
+
+const SWEEPS = new URL('../fixtures/sweeps/', import.meta.url).pathname;
+const pidDir = mkdtempSync(join(tmpdir(), 'sweeper-pids-'));
+let nats: TestNats;
+
+beforeAll(async () => {
+  nats = await startTestNats();
+});
+afterAll(async () => {
+  await nats?.stop();
+  rmSync(pidDir, { recursive: true, force: true });
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch {
+      // Not reachable yet: try again.
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Running, that is: a zombie (dead, waiting for a parent that may not reap it here) counts as gone. */
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+};
+
+const pidOf = (trialId: string) => Number(readFileSync(join(pidDir, `${trialId}.pid`), 'utf8'));
+
+function agent(controller: string, sweepId: string, extra: string[] = []) {
+  return spawnCli(['agent', sweepId, '--controller', controller, '--grace', '1', ...extra], {
+    cwd: SWEEPS,
+    env: { SWEEPER_TEST_PIDDIR: pidDir },
+  });
+}
+
+async function settled(client: SweeperClient, sweepId: string, timeoutMs = 60_000): Promise<ApiSweepDetail> {
+  return until(
+    `sweep ${sweepId} to settle`,
+    async () => {
+      const d = await client.getSweep(sweepId);
+      const over = ['finished', 'stopped', 'cancelled'].includes(d.sweep.state);
+      return over && !d.trials.some((t) => t.state === 'running') ? d : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+describe('agents killed mid-trial', () => {
+  let controller: ControllerHandle;
+  let client: SweeperClient;
+  beforeAll(async () => {
+    controller = await startController({
+      host: '127.0.0.1',
+      port: 0,
+      natsUrl: nats.url,
+      heartbeatIntervalMs: 300,
+      heartbeatTimeoutMs: 2000,
+      log: createLogger('test', () => {}),
+    });
+    client = new SweeperClient(controller.address);
+  });
+  afterAll(async () => {
+    client?.close();
+    await controller?.stop();
+  });
+
+  it('the trial dies with its agent, becomes crashed after the heartbeat timeout, and its point runs again', async () => {
+    const sweep = await client.createSweep(readFileSync(`${SWEEPS}long.yaml`, 'utf8'), 'long.yaml');
+    const a = agent(controller.address, sweep.id);
+    const aDone = collect(a);
+    const running = await until('a running trial with metrics', async () =>
+      (await client.getSweep(sweep.id)).trials.find((t) => t.state === 'running' && t.points > 2),
+    );
+    const pid = await until('the trial to start', () => pidOf(running.id));
+    expect(alive(pid)).toBe(true);
+    a.kill('SIGKILL');
+    await aDone;
+
+    // No orphan: the reaper stops the trial's process group when its agent is gone.
+    await until('the orphaned trial to die', () => (alive(pid) ? undefined : true), 10_000);
+
+    const crashed = await until('the trial to be declared crashed', async () => {
+      const t = (await client.getSweep(sweep.id)).trials.find((x) => x.id === running.id)!;
+      return t.state === 'crashed' ? t : undefined;
+    });
+    expect(crashed.reason).toMatch(/sent no heartbeat for \d+s/);
+    expect(crashed.points).toBeGreaterThan(2);
+
+    // The next agent is handed the crashed trial's parameters again, under a new id.
+    const b = agent(controller.address, sweep.id);
+    const bDone = collect(b);
+    const retry = await until('the retry to run', async () =>
+      (await client.getSweep(sweep.id)).trials.find((t) => t.state === 'running' && t.id !== running.id),
+    );
+    expect(retry.paramsJson).toBe(running.paramsJson);
+    const detail = await client.getTrial(retry.id);
+    expect(detail.history[0].reason).toContain(`retry of crashed trial ${running.id}`);
+    await client.cancelSweep(sweep.id);
+    const r = await bDone;
+    expect(r.code, r.stderr).toBe(0);
+    const d = await settled(client, sweep.id);
+    expect(d.sweep.state).toBe('cancelled');
+    expect(d.trials.find((t) => t.id === retry.id)!.state).toBe('stopped');
+  });
+
+  it('an agent restarted under the same id reports the lost trial and is never handed it twice', async () => {
+    const sweep = await client.createSweep(readFileSync(`${SWEEPS}long.yaml`, 'utf8'), 'long.yaml');
+    const first = agent(controller.address, sweep.id, ['--agent-id', 'gpu-host-1']);
+    const firstDone = collect(first);
+    const held = await until('a running trial', async () => (await client.getSweep(sweep.id)).trials.find((t) => t.state === 'running'));
+    first.kill('SIGKILL');
+    await firstDone;
+
+    const again = agent(controller.address, sweep.id, ['--agent-id', 'gpu-host-1', '--count', '1']);
+    const againDone = collect(again);
+    const lost = await until('the held trial to be reported lost', async () => {
+      const t = (await client.getSweep(sweep.id)).trials.find((x) => x.id === held.id)!;
+      return t.state === 'crashed' ? t : undefined;
+    });
+    expect(lost.reason).toContain('agent gpu-host-1 restarted');
+    const next = await until('the agent to run its next trial', async () =>
+      (await client.getSweep(sweep.id)).trials.find((t) => t.state === 'running'),
+    );
+    expect(next.id).not.toBe(held.id);
+    expect(next.agentId).toBe('gpu-host-1');
+    await client.cancelSweep(sweep.id);
+    expect((await againDone).code).toBe(0);
+    const d = await settled(client, sweep.id);
+    // One trial per attempt, never two running under one agent.
+    expect(d.trials.filter((t) => t.agentId === 'gpu-host-1')).toHaveLength(2);
+  });
+
+  it('an agent whose first trials all fail stops itself with a clear message', async () => {
+    const sweep = await client.createSweep(readFileSync(`${SWEEPS}fail-always.yaml`, 'utf8'), 'fail-always.yaml');
+    const r = await collect(agent(controller.address, sweep.id));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('5 trials in a row failed');
+    const d = await client.getSweep(sweep.id);
+    expect(d.trials).toHaveLength(5);
+    expect(d.trials.every((t) => t.state === 'failed')).toBe(true);
+    await client.stopSweep(sweep.id);
+  });
+});
+
+describe('the controller killed mid-sweep (SIGKILL)', () => {
+  it('agents keep their trials, reconnect, and the sweep completes with exactly run_cap trials and every point', async () => {
+    const port = await freePort();
+    const address = `127.0.0.1:${port}`;
+    const server = () => spawnCli(['server', '--port', String(port), '--nats', nats.url, '--heartbeat-timeout', '30']);
+    let ctrl = server();
+    const client = new SweeperClient(address);
+    try {
+      await until('the controller', () => client.listSweeps());
+      const sweep = await client.createSweep(readFileSync(`${SWEEPS}steady.yaml`, 'utf8'), 'steady.yaml');
+      const agents = [collect(agent(address, sweep.id)), collect(agent(address, sweep.id))];
+      await until('two trials with metrics', async () => {
+        const d = await client.getSweep(sweep.id);
+        return d.trials.filter((t) => t.points > 0).length >= 2 ? true : undefined;
+      });
+      ctrl.kill('SIGKILL');
+      await new Promise((r) => setTimeout(r, 1500));
+      ctrl = server();
+      for (const r of await Promise.all(agents)) expect(r.code, r.stderr).toBe(0);
+      const d = await settled(client, sweep.id);
+      expect(d.sweep.state).toBe('finished');
+      expect(d.trials).toHaveLength(8);
+      expect(new Set(d.trials.map((t) => t.number))).toEqual(new Set([1, 2, 3, 4, 5, 6, 7, 8]));
+      expect(new Set(d.trials.map((t) => t.paramsJson)).size).toBe(8);
+      for (const t of d.trials) {
+        expect(t.state, t.reason).toBe('finished');
+        expect(t.points, `points of ${t.id}`).toBe(10);
+      }
+      expect(d.trials.reduce((n, t) => n + t.points, 0)).toBe(80);
+    } finally {
+      client.close();
+      ctrl.kill('SIGTERM');
+      await collect(ctrl);
+    }
+  });
+
+  it('a paused sweep is still paused after a restart; cancel kills its trials at once', async () => {
+    const port = await freePort();
+    const log = createLogger('test', () => {});
+    let controller = await startController({ host: '127.0.0.1', port, natsUrl: nats.url, log });
+    const client = new SweeperClient(`127.0.0.1:${port}`);
+    try {
+      const sweep = await client.createSweep(readFileSync(`${SWEEPS}long.yaml`, 'utf8'), 'long.yaml');
+      const a = collect(agent(`127.0.0.1:${port}`, sweep.id, ['--grace', '30']));
+      const t = await until('a running trial', async () => (await client.getSweep(sweep.id)).trials.find((x) => x.state === 'running'));
+      await client.pauseSweep(sweep.id);
+      await controller.stop();
+      controller = await startController({ host: '127.0.0.1', port, natsUrl: nats.url, log });
+      expect((await client.getSweep(sweep.id)).sweep.state).toBe('paused');
+      const pid = await until('the trial to start', () => pidOf(t.id));
+      const before = Date.now();
+      await client.cancelSweep(sweep.id);
+      expect((await a).code).toBe(0);
+      // Killed at once, not after the agent's 30 s grace.
+      expect(alive(pid)).toBe(false);
+      expect(Date.now() - before).toBeLessThan(25_000);
+      const d = await settled(client, sweep.id);
+      expect(d.sweep.state).toBe('cancelled');
+      const ended: ApiTrial = d.trials.find((x) => x.id === t.id)!;
+      expect(ended.state).toBe('stopped');
+      expect(ended.reason).toBe('sweep cancelled by user');
+    } finally {
+      client.close();
+      await controller.stop();
+    }
+  });
+});
+
+describe('nats-server killed and restarted mid-sweep', () => {
+  it('loses no metric point and counts none twice', async () => {
+    const controller = await startController({ host: '127.0.0.1', port: 0, natsUrl: nats.url, log: createLogger('test', () => {}) });
+    const client = new SweeperClient(controller.address);
+    try {
+      const sweep = await client.createSweep(readFileSync(`${SWEEPS}steady.yaml`, 'utf8'), 'steady.yaml');
+      const agents = [collect(agent(controller.address, sweep.id)), collect(agent(controller.address, sweep.id))];
+      await until('trials with metrics', async () => ((await client.getSweep(sweep.id)).trials.some((t) => t.points > 3) ? true : undefined));
+      nats.kill();
+      await new Promise((r) => setTimeout(r, 1500));
+      await nats.restart();
+      for (const r of await Promise.all(agents)) expect(r.code, r.stderr).toBe(0);
+      const d = await settled(client, sweep.id, 90_000);
+      expect(d.sweep.state).toBe('finished');
+      expect(d.trials).toHaveLength(8);
+      for (const t of d.trials) {
+        expect(t.state, t.reason).toBe('finished');
+        expect(t.points, `points of ${t.id}`).toBe(10);
+      }
+    } finally {
+      client.close();
+      await controller.stop();
+    }
+  });
+});
+
+// Leave no pid files behind for the next run's assertions.
+afterAll(() => {
+  for (const f of readdirSync(pidDir)) rmSync(join(pidDir, f), { force: true });
+});
