@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname as osHostname } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import type { NatsConnection, Subscription } from 'nats';
-import { ApiError, SweeperClient, sleep, withRetry } from '../common/api-client.js';
+import { ApiError, SweeperClient, sleep, withRetry, type ClientSecurity } from '../common/api-client.js';
 import type { ApiAssignment, ApiCompleteTrialRequest } from '../common/api-types.js';
 import { controlMessageSchema, controlSubject } from '../common/control-wire.js';
 import { UsageError } from '../common/errors.js';
@@ -39,6 +39,8 @@ export interface AgentOptions {
   sweepId: string;
   /** `host:port` of the controller's gRPC API. */
   controller: string;
+  /** API token and TLS settings for the controller. */
+  security?: ClientSecurity;
   /** Overrides the NATS URL the controller advertises. */
   natsUrl?: string;
   natsUser?: string;
@@ -88,7 +90,7 @@ export class Agent {
 
   constructor(private readonly opts: AgentOptions) {
     this.agentId = opts.agentId ?? `${osHostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40)}-${process.pid}-${randomBytes(3).toString('hex')}`;
-    this.client = new SweeperClient(opts.controller);
+    this.client = new SweeperClient(opts.controller, opts.security);
     this.log = opts.log;
   }
 

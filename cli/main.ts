@@ -4,13 +4,13 @@
  * 0 success, 1 runtime failure, 2 bad input (config, flags, unknown sweep), 130 interrupted.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_CONTROLLER } from '../common/api-client.js';
 import { runAgentCommand } from './commands/agent.js';
 import { runCreate, runLogs, runLs, runStats, runSweepControl } from './commands/client.js';
 import { runLocal } from './commands/local.js';
 import { runServer } from './commands/server.js';
 import { runValidate } from './commands/validate.js';
 import { runWatch } from './commands/watch.js';
+import { addClientOptions } from './client-options.js';
 import { exitCodeFor, reportError } from './exit.js';
 
 function positiveInt(value: string): number {
@@ -41,9 +41,6 @@ function natsPort(value: string): number {
   return value === '-1' ? -1 : port(value);
 }
 
-const controllerOption = () =>
-  new Option('--controller <addr>', 'controller gRPC address (host:port)').env('SWEEPER_CONTROLLER').default(DEFAULT_CONTROLLER);
-
 export function buildProgram(): Command {
   const program = new Command('sweeper')
     .description('Self-hosted hyperparameter sweeps: W&B-compatible configs, agents on GPU hosts, a live leaderboard.')
@@ -71,61 +68,62 @@ export function buildProgram(): Command {
     .description('run the controller (gRPC API); starts its own nats-server unless --nats is given')
     .option('--host <host>', 'address the API (and an embedded nats-server) bind to', '127.0.0.1')
     .option('--port <port>', 'gRPC port', port, 50051)
+    .addOption(new Option('--token <token>', 'require this bearer token on every API call').env('SWEEPER_TOKEN'))
+    .option('--tls-cert <file>', 'serve TLS with this certificate chain (PEM)')
+    .option('--tls-key <file>', 'the private key of --tls-cert (PEM)')
+    .option('--insecure-bind', 'allow binding a non-loopback address without --token')
     .addOption(new Option('--nats <url>', 'use this NATS server (JetStream enabled) instead of starting one').env('SWEEPER_NATS_URL'))
     .option('--nats-port <port>', 'port of the embedded nats-server (-1: any free port)', natsPort, 4222)
     .option('--data <dir>', 'data folder of the embedded nats-server', '.sweeper/server')
+    .option('--dashboard-port <port>', 'port of the web dashboard (0: any free port)', port, 8080)
+    .option('--dashboard-host <host>', 'address the web dashboard binds to', '127.0.0.1')
+    .option('--no-dashboard', 'do not serve the web dashboard')
     .option('--heartbeat-timeout <seconds>', "a trial whose agent is silent this long becomes 'crashed'", positiveNumber, 30)
     .option('--max-crash-retries <n>', "times a crashed trial's parameters are run again", nonNegativeInt, 1)
     .action(async (o) => runServer(o));
 
-  program
-    .command('create')
-    .description('validate a config and create a sweep on a running controller; prints its id and the agent command')
-    .argument('<file>', 'sweep config (YAML or JSON)')
-    .addOption(controllerOption())
-    .action(async (file: string, o) => runCreate(file, o));
+  addClientOptions(
+    program
+      .command('create')
+      .description('validate a config and create a sweep on a running controller; prints its id and the agent command')
+      .argument('<file>', 'sweep config (YAML or JSON)'),
+  ).action(async (file: string, o) => runCreate(file, o));
 
-  program
-    .command('agent')
-    .description('run trials of a sweep in this directory until it is over')
-    .argument('<sweep_id>', 'the sweep to work on')
-    .option('--count <n>', 'exit after this many trials', positiveInt)
-    .addOption(controllerOption())
-    .addOption(new Option('--nats <url>', 'NATS URL (default: the one the controller advertises)').env('SWEEPER_NATS_URL'))
-    .addOption(new Option('--agent-id <id>', 'stable agent id (default: host-pid-random)').env('SWEEPER_AGENT_ID'))
-    .option('--grace <seconds>', 'seconds between SIGTERM and SIGKILL when a trial is stopped', positiveInt, 10)
-    .option('--max-initial-failures <n>', 'stop when this many trials in a row fail in the first minute (0: never)', nonNegativeInt, 5)
-    .action(async (sweepId: string, o) => runAgentCommand(sweepId, o));
+  addClientOptions(
+    program
+      .command('agent')
+      .description('run trials of a sweep in this directory until it is over')
+      .argument('<sweep_id>', 'the sweep to work on')
+      .option('--count <n>', 'exit after this many trials', positiveInt)
+      .addOption(new Option('--nats <url>', 'NATS URL (default: the one the controller advertises)').env('SWEEPER_NATS_URL'))
+      .addOption(new Option('--agent-id <id>', 'stable agent id (default: host-pid-random)').env('SWEEPER_AGENT_ID'))
+      .option('--grace <seconds>', 'seconds between SIGTERM and SIGKILL when a trial is stopped', positiveInt, 10)
+      .option('--max-initial-failures <n>', 'stop when this many trials in a row fail in the first minute (0: never)', nonNegativeInt, 5),
+  ).action(async (sweepId: string, o) => runAgentCommand(sweepId, o));
 
-  program
-    .command('watch')
-    .description('live leaderboard of a sweep')
-    .argument('<sweep_id>', 'the sweep to watch')
-    .option('--once', 'print the leaderboard once and exit')
-    .option('--json', 'machine-readable output (one JSON document per update; with --once, just one)')
-    .addOption(controllerOption())
-    .action(async (sweepId: string, o) => runWatch(sweepId, o));
+  addClientOptions(
+    program
+      .command('watch')
+      .description('live leaderboard of a sweep')
+      .argument('<sweep_id>', 'the sweep to watch')
+      .option('--once', 'print the leaderboard once and exit')
+      .option('--json', 'machine-readable output (one JSON document per update; with --once, just one)'),
+  ).action(async (sweepId: string, o) => runWatch(sweepId, o));
 
-  program
-    .command('ls')
-    .description('list the sweeps on the controller')
-    .option('--json', 'machine-readable output')
-    .addOption(controllerOption())
-    .action(async (o) => runLs(o));
+  addClientOptions(program.command('ls').description('list the sweeps on the controller').option('--json', 'machine-readable output')).action(
+    async (o) => runLs(o),
+  );
 
-  program
-    .command('logs')
-    .description("show the last lines of a trial's stdout and stderr")
-    .argument('<trial_id>', 'the trial (as shown by watch)')
-    .addOption(controllerOption())
-    .action(async (trialId: string, o) => runLogs(trialId, o));
+  addClientOptions(
+    program.command('logs').description("show the last lines of a trial's stdout and stderr").argument('<trial_id>', 'the trial (as shown by watch)'),
+  ).action(async (trialId: string, o) => runLogs(trialId, o));
 
-  program
-    .command('stats')
-    .description('controller health: metric ingest counts, rejected messages, metric lag, memory')
-    .option('--json', 'machine-readable output')
-    .addOption(controllerOption())
-    .action(async (o) => runStats(o));
+  addClientOptions(
+    program
+      .command('stats')
+      .description('controller health: metric ingest counts, rejected messages, metric lag, memory')
+      .option('--json', 'machine-readable output'),
+  ).action(async (o) => runStats(o));
 
   for (const [name, description] of [
     ['pause', 'hand out no new trials; running ones continue'],
@@ -133,12 +131,9 @@ export function buildProgram(): Command {
     ['stop', 'no new trials; running trials get SIGTERM, then SIGKILL after their grace period'],
     ['cancel', 'no new trials; running trials are killed at once (SIGKILL)'],
   ] as const) {
-    program
-      .command(name)
-      .description(description)
-      .argument('<sweep_id>', 'the sweep')
-      .addOption(controllerOption())
-      .action(async (sweepId: string, o) => runSweepControl(name, sweepId, o));
+    addClientOptions(program.command(name).description(description).argument('<sweep_id>', 'the sweep')).action(async (sweepId: string, o) =>
+      runSweepControl(name, sweepId, o),
+    );
   }
   return program;
 }

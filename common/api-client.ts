@@ -33,15 +33,28 @@ export class ApiError extends SweeperError {
 
 export const DEFAULT_CONTROLLER = '127.0.0.1:50051';
 
+export interface ClientSecurity {
+  /** The controller's bearer token (`sweeper server --token`). */
+  token?: string;
+  /** Use TLS; with `tlsCa`, trust that CA (PEM) rather than the system's roots. */
+  tls?: boolean;
+  tlsCa?: Buffer;
+}
+
 export class SweeperClient {
   private readonly client: grpc.Client & Record<string, Function>;
+  private readonly metadata: grpc.Metadata;
 
   constructor(
     readonly address: string,
+    security: ClientSecurity = {},
     private readonly deadlineMs = 15_000,
   ) {
     const Ctor = sweeperClientCtor();
-    this.client = new Ctor(address, grpc.credentials.createInsecure(), {
+    const creds = security.tls || security.tlsCa ? grpc.credentials.createSsl(security.tlsCa ?? null) : grpc.credentials.createInsecure();
+    this.metadata = new grpc.Metadata();
+    if (security.token) this.metadata.set('authorization', `Bearer ${security.token}`);
+    this.client = new Ctor(address, creds, {
       // Reconnect quickly after a controller restart.
       'grpc.initial_reconnect_backoff_ms': 200,
       'grpc.max_reconnect_backoff_ms': 2000,
@@ -55,7 +68,7 @@ export class SweeperClient {
   private call<Res>(rpc: string, req: object, deadlineMs = this.deadlineMs): Promise<Res> {
     return new Promise((resolve, reject) => {
       const method = this.client[rpc].bind(this.client);
-      method(req, { deadline: Date.now() + deadlineMs }, (err: grpc.ServiceError | null, res: Res) => {
+      method(req, this.metadata, { deadline: Date.now() + deadlineMs }, (err: grpc.ServiceError | null, res: Res) => {
         if (err) reject(new ApiError(rpc, err.code, err.details));
         else resolve(res);
       });
@@ -105,7 +118,7 @@ export class SweeperClient {
 
   /** Snapshots of the sweep until it settles; the iterator ends with the stream. */
   watchSweep(sweepId: string, limit = 0): AsyncIterable<ApiSweepDetail> & { cancel(): void } {
-    const stream = this.client.WatchSweep({ sweepId, limit }) as grpc.ClientReadableStream<ApiSweepDetail>;
+    const stream = this.client.WatchSweep({ sweepId, limit }, this.metadata) as grpc.ClientReadableStream<ApiSweepDetail>;
     const iterable = {
       cancel: () => stream.cancel(),
       async *[Symbol.asyncIterator]() {

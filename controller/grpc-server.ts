@@ -2,6 +2,7 @@
  * The gRPC API: a thin adapter from `proto/sweeper/v1/sweeper.proto` to `SweepService`.
  * It translates messages and maps typed errors to gRPC status codes; no sweep logic lives here.
  */
+import { timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { ApiSweep, ApiSweepDetail, ApiTrial, ApiTrialDetail } from '../common/api-types.js';
 import { NotFoundError, SweeperError, UsageError } from '../common/errors.js';
@@ -21,6 +22,10 @@ export interface GrpcServerOptions {
   watchIntervalMs?: number;
   /** The NATS URL agents are told to use (they may override it). */
   natsUrlForAgents?: string;
+  /** When set, every API call must carry `authorization: Bearer <token>` (health checks excepted). */
+  token?: string;
+  /** Serve TLS with this certificate chain and key (PEM) instead of plaintext. */
+  tls?: { cert: Buffer; key: Buffer };
   /** NATS credentials handed to registered agents. */
   natsCredentials?: { user?: string; pass?: string; token?: string };
 }
@@ -35,13 +40,37 @@ type Unary<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sen
 
 export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServerHandle> {
   const { service, log } = opts;
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_REQUEST_BYTES });
+  /** Requests refused before reaching the service, by reason: visible in GetStats. */
+  const rejected: Record<string, number> = {};
+  const validateRequest = <Req>(rpc: string, req: Req): Req => {
+    const problem = checkRequest(rpc, req);
+    if (problem) {
+      rejected.invalid_request = (rejected.invalid_request ?? 0) + 1;
+      throw new UsageError(`invalid ${rpc} request: ${problem}`);
+    }
+    return req;
+  };
+
+  const authorized = (metadata: grpc.Metadata): boolean => {
+    if (!opts.token) return true;
+    const given = String(metadata.get('authorization')[0] ?? '');
+    const expected = `Bearer ${opts.token}`;
+    // Compare in constant time: a token must not leak one character at a time.
+    return given.length === expected.length && timingSafeEqual(Buffer.from(given), Buffer.from(expected));
+  };
+  const unauthenticated = { code: grpc.status.UNAUTHENTICATED, details: 'missing or wrong API token (--token or SWEEPER_TOKEN)' };
 
   const unary =
     <Req, Res>(name: string, fn: (req: Req) => Res | Promise<Res>): Unary<Req, Res> =>
     (call, callback) => {
+      if (!authorized(call.metadata)) {
+        rejected.unauthenticated = (rejected.unauthenticated ?? 0) + 1;
+        callback(unauthenticated);
+        return;
+      }
       Promise.resolve()
-        .then(() => fn(call.request))
+        .then(() => fn(validateRequest(name, call.request)))
         .then(
           (res) => callback(null, res),
           (err) => callback(toStatus(err, name, log)),
@@ -118,13 +147,13 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
     GetStats: unary('GetStats', () => {
       const ingest = opts.ingestStats?.() ?? { batches: 0, points: 0, duplicates: 0, rejected: {} };
       const mem = process.memoryUsage();
-      const rejected: Record<string, number> = {};
-      for (const [k, v] of Object.entries(ingest.rejected)) if (v) rejected[k] = v;
+      const rejectedAll: Record<string, number> = { ...rejected };
+      for (const [k, v] of Object.entries(ingest.rejected)) if (v) rejectedAll[k] = v;
       return {
         batches: ingest.batches,
         points: ingest.points,
         duplicates: ingest.duplicates,
-        rejected,
+        rejected: rejectedAll,
         lagP50Ms: service.ingestLag.quantile(0.5) || 0,
         lagP99Ms: service.ingestLag.quantile(0.99) || 0,
         lagSamples: service.ingestLag.count,
@@ -135,6 +164,11 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
       };
     }),
     WatchSweep: (call: grpc.ServerWritableStream<{ sweepId: string; limit: number }, ApiSweepDetail>) => {
+      if (!authorized(call.metadata)) {
+        rejected.unauthenticated = (rejected.unauthenticated ?? 0) + 1;
+        call.emit('error', unauthenticated);
+        return;
+      }
       watchSweep(call, service, opts.watchIntervalMs ?? 250, log);
     },
   });
@@ -152,7 +186,10 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
   });
 
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${opts.host}:${opts.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+    const creds = opts.tls
+      ? grpc.ServerCredentials.createSsl(null, [{ cert_chain: opts.tls.cert, private_key: opts.tls.key }], false)
+      : grpc.ServerCredentials.createInsecure();
+    server.bindAsync(`${opts.host}:${opts.port}`, creds, (err, p) => (err ? reject(err) : resolve(p)));
   });
   const address = `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`;
   log.info('gRPC API listening', { address });
@@ -299,4 +336,31 @@ export function toApiTrial(v: TrialView): ApiTrial {
     reason: v.reason,
     rank: v.rank,
   };
+}
+
+/** Largest request accepted; config texts and output tails are the big ones. */
+const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+const ID = /^[A-Za-z0-9_-]{1,200}$/;
+const MAX_TAIL_LINES = 1000;
+const MAX_LINE_CHARS = 64 * 1024;
+
+/**
+ * Checks of what clients send beyond what protobuf's types already enforce: id shapes and sizes,
+ * so a malformed request is refused with a reason instead of reaching the service.
+ */
+export function checkRequest(rpc: string, req: unknown): string | undefined {
+  const r = req as Record<string, unknown>;
+  for (const key of ['sweepId', 'agentId', 'trialId']) {
+    const v = r[key];
+    if (v === undefined || (rpc === 'ListSweeps' && key === 'sweepId')) continue;
+    if (typeof v !== 'string' || !ID.test(v)) return `${key} must be 1-200 letters, digits, '-' or '_'`;
+  }
+  if (rpc === 'CreateSweep' && typeof r.configText === 'string' && r.configText.length > 1024 * 1024) return 'config text over 1 MiB';
+  for (const key of ['stdoutTail', 'stderrTail', 'argv', 'runningTrialIds']) {
+    const v = r[key];
+    if (v === undefined) continue;
+    if (!Array.isArray(v) || v.length > MAX_TAIL_LINES) return `${key}: at most ${MAX_TAIL_LINES} entries`;
+    if (v.some((line) => typeof line !== 'string' || line.length > MAX_LINE_CHARS)) return `${key}: entries of at most ${MAX_LINE_CHARS} characters`;
+  }
+  return undefined;
 }

@@ -1,10 +1,10 @@
 import { Agent } from '../../agent/agent.js';
 import { createLogger } from '../../common/log.js';
+import { clientSecurity, type ClientOptions } from '../client-options.js';
 import { onShutdownSignals } from '../signals.js';
 
-export interface AgentCommandOptions {
+export interface AgentCommandOptions extends ClientOptions {
   count?: number;
-  controller: string;
   nats?: string;
   agentId?: string;
   grace: number;
@@ -17,6 +17,7 @@ export async function runAgentCommand(sweepId: string, o: AgentCommandOptions): 
   const agent = new Agent({
     sweepId,
     controller: o.controller,
+    security: clientSecurity(o),
     natsUrl: o.nats,
     natsUser: process.env.SWEEPER_NATS_USER,
     natsPass: process.env.SWEEPER_NATS_PASSWORD,

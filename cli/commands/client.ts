@@ -1,18 +1,15 @@
 /** Subcommands that talk to a running controller: create, ls, logs, pause/resume/stop. */
-import { SweeperClient } from '../../common/api-client.js';
+import { clientFrom, type ClientOptions } from '../client-options.js';
 import { parseConfigText } from '../../controller/config/parse.js';
 import { readConfigText } from '../../controller/config/load.js';
 
-interface ClientOptions {
-  controller: string;
-}
 
 export async function runCreate(file: string, o: ClientOptions): Promise<void> {
   const text = await readConfigText(file);
   // Validate locally first: the same errors, without a round trip, and warnings shown here.
   const { warnings } = parseConfigText(text, file);
   for (const w of warnings) process.stderr.write(`warning: ${w.path}: ${w.message}\n`);
-  const client = new SweeperClient(o.controller);
+  const client = clientFrom(o);
   try {
     const sweep = await client.createSweep(text, file);
     const ctrl = o.controller === '127.0.0.1:50051' ? '' : ` --controller ${o.controller}`;
@@ -27,7 +24,7 @@ export async function runCreate(file: string, o: ClientOptions): Promise<void> {
 }
 
 export async function runLs(o: ClientOptions & { json?: boolean }): Promise<void> {
-  const client = new SweeperClient(o.controller);
+  const client = clientFrom(o);
   try {
     const sweeps = await client.listSweeps();
     if (o.json) {
@@ -58,7 +55,7 @@ export async function runLs(o: ClientOptions & { json?: boolean }): Promise<void
 }
 
 export async function runLogs(trialId: string, o: ClientOptions): Promise<void> {
-  const client = new SweeperClient(o.controller);
+  const client = clientFrom(o);
   try {
     const d = await client.getTrial(trialId);
     const t = d.trial;
@@ -80,7 +77,7 @@ export async function runLogs(trialId: string, o: ClientOptions): Promise<void> 
 }
 
 export async function runSweepControl(action: 'pause' | 'resume' | 'stop' | 'cancel', sweepId: string, o: ClientOptions): Promise<void> {
-  const client = new SweeperClient(o.controller);
+  const client = clientFrom(o);
   try {
     const calls = {
       pause: () => client.pauseSweep(sweepId),
@@ -96,7 +93,7 @@ export async function runSweepControl(action: 'pause' | 'resume' | 'stop' | 'can
 }
 
 export async function runStats(o: ClientOptions & { json?: boolean }): Promise<void> {
-  const client = new SweeperClient(o.controller);
+  const client = clientFrom(o);
   try {
     const s = await client.getStats();
     if (o.json) {

@@ -5,6 +5,7 @@
  * then prints the best trials and where the data lives.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,18 +57,31 @@ export async function runLocal(file: string, o: LocalOptions): Promise<void> {
   let controller: ControllerHandle | undefined;
   const agents: ChildProcess[] = [];
   try {
-    nats = await startNatsServer({ storeDir: join(dataDir, 'nats'), host: '127.0.0.1', port: -1, log: log.child('nats-server') });
-    controller = await startController({ host: '127.0.0.1', port: 0, natsUrl: nats.url, log: log.child('controller') });
+    // Locked down even on loopback: other users of this machine get neither NATS nor the API.
+    // Agents receive the NATS token when they register and the API token in their environment.
+    const natsToken = randomBytes(18).toString('base64url');
+    const apiToken = randomBytes(18).toString('base64url');
+    nats = await startNatsServer({ storeDir: join(dataDir, 'nats'), host: '127.0.0.1', port: -1, token: natsToken, log: log.child('nats-server') });
+    controller = await startController({
+      host: '127.0.0.1',
+      port: 0,
+      natsUrl: nats.url,
+      natsToken,
+      token: apiToken,
+      dashboard: { host: '127.0.0.1', port: 0 },
+      log: log.child('controller'),
+    });
     const service = controller.service;
     const sweep = await service.createSweep(text, file);
     say(`sweep ${sweep.id}: ${sweep.config.method}, ${o.agents} agent${o.agents > 1 ? 's' : ''}, data in ${dataDir}`);
+    say(`dashboard: ${controller.dashboardUrl}sweeps/${sweep.id}?token=${apiToken}`);
 
     for (let i = 1; i <= o.agents; i++) {
       const out = createWriteStream(join(dataDir, `agent-${i}.log`), { flags: 'a' });
       const child = spawn(
         process.execPath,
-        [cliEntry(), 'agent', sweep.id, '--controller', controller.address, '--nats', nats.url, '--agent-id', `local-${sweep.id}-${i}`],
-        { cwd: workDir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } },
+        [cliEntry(), 'agent', sweep.id, '--controller', controller.address, '--agent-id', `local-${sweep.id}-${i}`],
+        { cwd: workDir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SWEEPER_TOKEN: apiToken } },
       );
       child.stdout!.pipe(out);
       child.stderr!.pipe(out);

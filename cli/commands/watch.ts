@@ -1,10 +1,9 @@
-import { SweeperClient } from '../../common/api-client.js';
+import { clientFrom, type ClientOptions } from '../client-options.js';
 import type { ApiSweepDetail } from '../../common/api-types.js';
 import { renderLeaderboard } from '../table.js';
 import { onShutdownSignals } from '../signals.js';
 
-export interface WatchOptions {
-  controller: string;
+export interface WatchOptions extends ClientOptions {
   once?: boolean;
   json?: boolean;
 }
@@ -15,7 +14,7 @@ export function useColor(stream: NodeJS.WriteStream): boolean {
 
 /** `sweeper watch SWEEP_ID`: a table redrawn in place (on a terminal) until the sweep settles. */
 export async function runWatch(sweepId: string, o: WatchOptions): Promise<void> {
-  const client = new SweeperClient(o.controller);
+  const client = clientFrom(o);
   try {
     if (o.once) {
       const detail = await client.getSweep(sweepId);
