@@ -7,6 +7,8 @@
  * 2. Sustained: 1,000 trials on 4 simulated agents logging at a fixed total rate for a while;
  *    ingest rate and capture-to-controller lag (p50/p99, measured by the controller).
  * 3. Memory: the trials fill up to 1,000 steps each (1M points); controller RSS then.
+ * 4. Restart: the controller is killed (SIGKILL) and started again on the same JetStream; time
+ *    until it serves requests, and until it has replayed every point.
  *
  * Flags: --rate N (points/s offered in phase 2, default 60000), --seconds N (default 10),
  * --trials N (default 1000), --steps N (default 1000).
@@ -53,10 +55,12 @@ async function main(): Promise<void> {
   const nats = await startNatsServer({ storeDir: join(dir, 'nats'), host: '127.0.0.1', port: -1, log: silentLogger });
   const port = await freePort();
   const cli = fileURLToPath(new URL('../cli/run.js', import.meta.url));
-  const controller = spawn(process.execPath, [cli, 'server', '--port', String(port), '--nats', nats.url], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-    env: { ...process.env, SWEEPER_LOG_LEVEL: 'warn' },
-  });
+  const startServer = () =>
+    spawn(process.execPath, [cli, 'server', '--port', String(port), '--nats', nats.url], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: { ...process.env, SWEEPER_LOG_LEVEL: 'warn' },
+    });
+  let controller = startServer();
   const client = new SweeperClient(`127.0.0.1:${port}`);
   const conns: NatsConnection[] = [];
   try {
@@ -168,6 +172,29 @@ async function main(): Promise<void> {
     rows.push([`controller RSS holding ${TRIALS} trials × ${STEPS} steps`, `${(s4.rssBytes / 1024 / 1024).toFixed(0)} MB`, '< 300 MB']);
     rows.push(['  points applied / sent', `${fmt(s4.points)} / ${fmt(offered)}`, 'equal']);
     rows.push(['  duplicates dropped, rejected', `${s4.duplicates}, ${Object.values(s4.rejected).reduce((a, b) => a + b, 0)}`, '']);
+
+    // ---- 4. restart --------------------------------------------------------------------------
+    controller.kill('SIGKILL');
+    await new Promise((r) => controller.once('exit', r));
+    const restartAt = performance.now();
+    controller = startServer();
+    let served = 0;
+    for (;;) {
+      try {
+        const d = await client.getSweep(sweep.id, 1);
+        if (d.sweep.trialCount === TRIALS) {
+          served = performance.now() - restartAt;
+          break;
+        }
+      } catch {
+        // Not up yet.
+      }
+      await sleep(20);
+    }
+    const s5 = await waitApplied(offered, 120_000);
+    const replayed = performance.now() - restartAt;
+    rows.push([`restart after SIGKILL: serving ${TRIALS} trials again`, `${(served / 1000).toFixed(2)} s`, '< 5 s']);
+    rows.push([`  every point replayed (${fmt(s5.points)})`, `${(replayed / 1000).toFixed(2)} s`, '']);
 
     const w = [Math.max(...rows.map((r) => r[0].length)), Math.max(...rows.map((r) => r[1].length)), 10];
     const line = (r: [string, string, string]) => `${r[0].padEnd(w[0])}  ${r[1].padStart(w[1])}  ${r[2]}`;
