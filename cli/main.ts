@@ -74,6 +74,7 @@ export function buildProgram(): Command {
     .option('--insecure-bind', 'allow binding a non-loopback address without --token')
     .addOption(new Option('--nats <url>', 'use this NATS server (JetStream enabled) instead of starting one').env('SWEEPER_NATS_URL'))
     .option('--nats-port <port>', 'port of the embedded nats-server (-1: any free port)', natsPort, 4222)
+    .option('--nats-replicas <n>', "copies of Sweeper's streams on a NATS cluster (1, 3 or 5)", positiveInt, 1)
     .option('--data <dir>', 'data folder of the embedded nats-server', '.sweeper/server')
     .option('--dashboard-port <port>', 'port of the web dashboard (0: any free port)', port, 8080)
     .option('--dashboard-host <host>', 'address the web dashboard binds to', '127.0.0.1')

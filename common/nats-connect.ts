@@ -31,7 +31,8 @@ export interface ConnectNatsOptions {
 export async function connectNats(url: string | string[], opts: ConnectNatsOptions = {}): Promise<NatsConnection> {
   const log = opts.log ?? silentLogger;
   const nc = await connect({
-    servers: url,
+    // `a:4222,b:4222` names the servers of a cluster, as agents get it from the controller.
+    servers: typeof url === 'string' ? url.split(',').map((u) => u.trim()) : url,
     name: opts.name,
     user: opts.user,
     pass: opts.pass,
@@ -92,6 +93,8 @@ export interface EnsureStreamOptions {
   maxAgeMs?: number;
   /** How long JetStream remembers message ids to drop resends; 2 minutes unless given. */
   duplicateWindowMs?: number;
+  /** Copies kept on a NATS cluster (1, 3 or 5); applied when the stream is created. */
+  replicas?: number;
 }
 
 const STREAM_NOT_FOUND = 10059;
@@ -125,6 +128,7 @@ export async function ensureStream(jsm: JetStreamManager, opts: EnsureStreamOpti
       retention: RetentionPolicy.Limits,
       max_age: maxAge,
       duplicate_window: duplicateWindow,
+      num_replicas: opts.replicas ?? 1,
     };
     try {
       return await jsm.streams.add(config);

@@ -42,9 +42,9 @@ export class JetStreamEventLog implements EventLog {
     this.js = nc.jetstream();
   }
 
-  static async open(nc: NatsConnection): Promise<JetStreamEventLog> {
+  static async open(nc: NatsConnection, opts: { replicas?: number } = {}): Promise<JetStreamEventLog> {
     const jsm = await nc.jetstreamManager();
-    await ensureStream(jsm, { name: STATE_STREAM, subjects: [`${STATE_SUBJECT_PREFIX}.>`] });
+    await ensureStream(jsm, { name: STATE_STREAM, subjects: [`${STATE_SUBJECT_PREFIX}.>`], replicas: opts.replicas });
     return new JetStreamEventLog(nc, jsm);
   }
 

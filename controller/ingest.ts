@@ -47,6 +47,8 @@ export interface MetricIngestOptions {
   gapTimeoutMs?: number;
   /** Messages the client asks for per pull; more means fewer round trips and more memory. */
   maxMessages?: number;
+  /** Copies of the metric stream on a NATS cluster, when it is created. */
+  streamReplicas?: number;
 }
 
 export type RejectReason = 'oversized' | 'bad_json' | 'schema' | 'subject_mismatch' | 'internal';
@@ -150,6 +152,7 @@ export class MetricIngest {
   private readonly ackWaitMs: number;
   private readonly gapTimeoutMs: number;
   private readonly maxMessages: number;
+  private readonly streamReplicas?: number;
 
   private readonly trials = new Map<string, TrialProgress>();
   private readonly counters = { batches: 0, points: 0, duplicates: 0, late: 0, gapsSkipped: 0, held: 0, handlerErrors: 0 };
@@ -171,6 +174,7 @@ export class MetricIngest {
     this.ackWaitMs = opts.ackWaitMs ?? 10_000;
     this.gapTimeoutMs = opts.gapTimeoutMs ?? Math.round(this.ackWaitMs * 1.5);
     this.maxMessages = opts.maxMessages ?? 512;
+    this.streamReplicas = opts.streamReplicas;
   }
 
   /** Ensure the stream and the consumer, and start consuming. Rejects if NATS cannot set them up. */
@@ -202,7 +206,7 @@ export class MetricIngest {
   }
 
   private async ensureResources(jsm: JetStreamManager, fromStart: boolean): Promise<void> {
-    await ensureStream(jsm, { name: METRICS_STREAM, subjects: [`${METRICS_SUBJECT_PREFIX}.>`] });
+    await ensureStream(jsm, { name: METRICS_STREAM, subjects: [`${METRICS_SUBJECT_PREFIX}.>`], replicas: this.streamReplicas });
     const config = {
       durable_name: this.consumerName,
       ack_policy: AckPolicy.Explicit,

@@ -17,6 +17,7 @@ export interface ServerOptions {
   insecureBind?: boolean;
   nats?: string;
   natsPort: number;
+  natsReplicas: number;
   data: string;
   heartbeatTimeout: number;
   maxCrashRetries: number;
@@ -80,6 +81,7 @@ export async function runServer(o: ServerOptions): Promise<void> {
     natsUser: process.env.SWEEPER_NATS_USER,
     natsPass: process.env.SWEEPER_NATS_PASSWORD,
     natsToken,
+    natsReplicas: o.natsReplicas,
     heartbeatTimeoutMs: o.heartbeatTimeout * 1000,
     maxCrashRetries: o.maxCrashRetries,
     dashboard: o.dashboard ? { host: o.dashboardHost, port: o.dashboardPort } : undefined,
