@@ -10,6 +10,7 @@ export type { SweepConfig, ParamSpec, LeafParam, NestedParam, ConfigIssue, Parse
 export { createStrategy } from './controller/strategies/index.js';
 export type { Strategy, Suggestion, TrialObservation, TrialState } from './controller/strategies/types.js';
 export { nextRun } from './controller/next-run.js';
+export { stopRuns, stopDecisions, createStoppingRule, type RunForStopping, type StopDecision, type StoppingRule, type StoppingConfig } from './controller/stopping/index.js';
 export type { RunSoFar } from './controller/next-run.js';
 export { startController } from './controller/controller.js';
 export type { ControllerOptions, ControllerHandle } from './controller/controller.js';

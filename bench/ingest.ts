@@ -56,7 +56,7 @@ async function main(): Promise<void> {
   const port = await freePort();
   const cli = fileURLToPath(new URL('../cli/run.js', import.meta.url));
   const startServer = () =>
-    spawn(process.execPath, [cli, 'server', '--port', String(port), '--nats', nats.url], {
+    spawn(process.execPath, [cli, 'server', '--port', String(port), '--nats', nats.url, '--no-dashboard'], {
       stdio: ['ignore', 'ignore', 'inherit'],
       env: { ...process.env, SWEEPER_LOG_LEVEL: 'warn' },
     });

@@ -22,6 +22,7 @@ import { MetricStore } from './metric-store.js';
 import type { ControllerEvent, ControllerState, SweepRecord, SweepState, TrialRecord } from './state.js';
 import { applyEvent, emptyState, isSweepOver, isTerminal } from './state.js';
 import { createStrategy } from './strategies/index.js';
+import { createStopMonitor, type StopMonitor } from './stopping/index.js';
 import type { Strategy, TrialObservation, TrialState } from './strategies/types.js';
 import { decodeConfig, encodeConfig } from './config-codec.js';
 
@@ -127,6 +128,8 @@ export class SweepService {
   readonly ingestLag = new LatencyHistogram();
   private readonly state: ControllerState = emptyState();
   private readonly strategies = new Map<string, Strategy>();
+  /** Early stopping per sweep, created with its first metrics; null when it has no rule. */
+  private readonly stopMonitors = new Map<string, StopMonitor | null>();
   /** Sweeps whose strategy said the space is used up (recomputed after a restart on demand). */
   private readonly exhausted = new Set<string>();
   private readonly agents = new Map<string, AgentInfo>();
@@ -146,8 +149,9 @@ export class SweepService {
     this.metrics = options.metrics ?? new MetricStore();
     this.log = options.log ?? silentLogger;
     this.now = options.now ?? Date.now;
-    this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 5000;
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 30_000;
+    // Several beats must fit in a timeout, or a live agent would be declared dead.
+    this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? Math.min(5000, Math.floor(this.heartbeatTimeoutMs / 4));
     this.maxCrashRetries = options.maxCrashRetries ?? 1;
     this.metricWaitMs = options.metricWaitMs ?? 10_000;
     this.changes.setMaxListeners(0);
@@ -423,6 +427,7 @@ export class SweepService {
         `${trial.id}:ended`,
       );
       this.stopOrders.get(trial.agentId)?.delete(trial.id);
+      this.stopMonitors.get(trial.sweepId)?.ended(trial.id, state);
       this.log.info('trial ended', { trial: trial.id, state, reason: reason || undefined });
       const sweep = this.requireSweep(trial.sweepId);
       const strategy = this.strategyFor(sweep);
@@ -439,6 +444,16 @@ export class SweepService {
 
   onMetrics(batch: MetricBatch): void {
     this.metrics.apply(batch);
+    const trial = this.state.trials.get(batch.trialId);
+    const monitor = trial && this.stopMonitorFor(trial.sweepId);
+    if (trial && monitor) {
+      for (const d of monitor.update(trial.id, trial.state, this.metrics.get(trial.id)?.series.get(monitor.metric))) {
+        const target = this.state.trials.get(d.trialId);
+        if (target?.state !== 'running') continue;
+        this.log.info('stopping trial early', { trial: target.id, reason: d.reason });
+        this.orderStop(target, d.reason);
+      }
+    }
     // Lag is measured on points captured since this controller started: replayed history would
     // swamp it with old timestamps.
     const now = Date.now();
@@ -580,6 +595,21 @@ export class SweepService {
 
   private heldTrials(sweep: SweepRecord, agentId: string): TrialRecord[] {
     return sweep.trials.filter((t) => t.agentId === agentId && t.state === 'running');
+  }
+
+  private stopMonitorFor(sweepId: string): StopMonitor | null {
+    let m = this.stopMonitors.get(sweepId);
+    if (m === undefined) {
+      try {
+        m = createStopMonitor(this.requireSweep(sweepId).config);
+      } catch (err) {
+        // The parser validated the config; a rule that still refuses it must not stop ingest.
+        this.log.warn('early stopping disabled for this sweep', { sweep: sweepId, error: String(err) });
+        m = null;
+      }
+      this.stopMonitors.set(sweepId, m);
+    }
+    return m;
   }
 
   private strategyFor(sweep: SweepRecord): Strategy {

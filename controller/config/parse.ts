@@ -17,9 +17,8 @@ import {
   PARAM_KEYS,
   PARAMETER_NAME,
   UNSUPPORTED_WANDB_KEYS,
-  checkHyperband,
+  EARLY_TERMINATE_RULES,
   earlyTerminateTypeSchema,
-  hyperbandSchema,
   isFiniteNumber,
   sweepConfigSchema,
 } from './schema.js';
@@ -81,12 +80,21 @@ export function parseConfig(input: unknown): ParsedConfig {
     }
   }
 
+  if ((input.method === 'bayes' || input.method === 'tpe') && input.metric === undefined) {
+    report.issues.push({ path: 'metric', message: `required for method '${input.method}' (it searches for the best value of the metric)` });
+  }
+
   if (!top.success || report.issues.length > 0 || parameters === undefined) {
     throw new ConfigError(inFileOrder(report.issues, input), report.warnings);
   }
 
   const d = top.data;
-  const metric = d.metric && (d.metric.target === undefined ? { name: d.metric.name, goal: d.metric.goal } : d.metric);
+  const metric = d.metric && compact({ ...d.metric });
+  for (const key of ['impute', 'impute_while_running'] as const) {
+    if (metric?.[key] === 'latest') {
+      report.warnings.push({ path: `metric.${key}`, message: "'latest' uses the trial's best value: Sweeper's strategies see each trial's best value, not its last" });
+    }
+  }
   // Reassembled in a fixed order so that two equal configs compare and print the same.
   const config: SweepConfig = metric ? { method: d.method, metric, parameters } : { method: d.method, parameters };
   const parts: Partial<SweepConfig> = {
@@ -115,6 +123,12 @@ export async function parseConfigFile(path: string): Promise<ParsedConfig> {
   return parseConfig(await loadConfigFile(path));
 }
 
+/** The same object without its undefined entries, so that equal configs compare equal. */
+function compact<T extends object>(obj: T): T {
+  for (const [k, v] of Object.entries(obj)) if (v === undefined) delete (obj as Record<string, unknown>)[k];
+  return obj;
+}
+
 /**
  * Problems sorted by where their top-level key sits in the file, so they read top to bottom;
  * missing keys come first, since a misspelling of one is usually what follows.
@@ -128,7 +142,8 @@ function inFileOrder(issues: ConfigIssue[], input: Record<string, unknown>): Con
     .map((x) => x.issue);
 }
 
-function fromZod(error: z.ZodError, prefix: string): ConfigIssue[] {
+/** `known`: the keys of the mapping at `prefix`, where they depend on more than its path. */
+function fromZod(error: z.ZodError, prefix: string, known?: readonly string[]): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   for (const iss of error.issues) {
     const path = iss.path.reduce<string>(
@@ -136,7 +151,8 @@ function fromZod(error: z.ZodError, prefix: string): ConfigIssue[] {
       prefix,
     );
     if (iss.code === 'unrecognized_keys') {
-      for (const key of iss.keys) out.push({ path: child(path, key), message: unknownKey(key, KNOWN_KEYS[path] ?? [], path === '') });
+      const keys = (path === prefix ? known : undefined) ?? KNOWN_KEYS[path] ?? [];
+      for (const key of iss.keys) out.push({ path: child(path, key), message: unknownKey(key, keys, path === '') });
     } else {
       out.push({ path, message: iss.message });
     }
@@ -157,11 +173,11 @@ function parseEarlyTerminate(raw: unknown, report: Report): EarlyTerminateSpec |
     report.issues.push(...fromZod(head.error, 'early_terminate'));
     return undefined;
   }
-  // Only hyperband is known so far; another type would pick its own schema here.
-  const parsed = hyperbandSchema.safeParse(raw);
-  if (!parsed.success) report.issues.push(...fromZod(parsed.error, 'early_terminate'));
-  checkHyperband(head.data, report.issues, report.warnings);
-  return parsed.success ? parsed.data : undefined;
+  const rule = EARLY_TERMINATE_RULES[head.data.type as keyof typeof EARLY_TERMINATE_RULES];
+  const parsed = rule.schema.safeParse(raw);
+  if (!parsed.success) report.issues.push(...fromZod(parsed.error, 'early_terminate', rule.keys));
+  rule.check(head.data, report.issues, report.warnings);
+  return parsed.success ? (parsed.data as EarlyTerminateSpec) : undefined;
 }
 
 function parseParameters(raw: unknown, path: string, report: Report): ParamSpecs | undefined {

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { Float, isNumeric, toNumber } from '../../common/values.js';
 import { describe, didYouMean } from './errors.js';
 import type { ConfigIssue, Distribution } from './types.js';
+import { ASHA_DEFAULTS, MEDIAN_DEFAULTS } from '../stopping/types.js';
 
 export const TOP_LEVEL_KEYS = [
   'method',
@@ -29,11 +30,14 @@ export const TOP_LEVEL_KEYS = [
 /** W&B keys that Sweeper has no use for and that would silently change nothing if accepted. */
 export const UNSUPPORTED_WANDB_KEYS = ['apiVersion', 'kind', 'controller', 'job', 'image_uri', 'metrics', 'scheduler'];
 
-export const METRIC_KEYS = ['name', 'goal', 'target'] as const;
+export const METRIC_KEYS = ['name', 'goal', 'target', 'impute', 'impute_while_running'] as const;
 export const GOALS = ['minimize', 'maximize'] as const;
-export const SUPPORTED_METHODS = ['grid', 'random'] as const;
-export const EARLY_TERMINATE_TYPES = ['hyperband'] as const;
+export const SUPPORTED_METHODS = ['grid', 'random', 'bayes', 'tpe'] as const;
+export const IMPUTE_STRATEGIES = ['worst', 'best', 'latest'] as const;
+export const EARLY_TERMINATE_TYPES = ['hyperband', 'asha', 'median'] as const;
 export const HYPERBAND_KEYS = ['type', 'min_iter', 'max_iter', 's', 'eta', 'strict'] as const;
+export const ASHA_KEYS = ['type', 'min_iter', 'eta', 'max_iter'] as const;
+export const MEDIAN_KEYS = ['type', 'warmup_steps', 'min_trials'] as const;
 
 /** W&B's pattern for parameter names. */
 export const PARAMETER_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
@@ -66,16 +70,15 @@ const nonNegativeInt = expected<number | Float>('an integer >= 0', (v) => isCoun
 const text = (what = 'a string') => expected<string>(what, (v) => typeof v === 'string');
 
 function methodMessage(v: unknown): string {
-  const use = 'use grid or random';
-  if (v === undefined) return `required (${SUPPORTED_METHODS.join(' or ')})`;
-  if (typeof v !== 'string') return `expected 'grid' or 'random', got ${describe(v)}`;
-  if (v === 'bayes') return `method 'bayes' is not yet supported by Sweeper; ${use}`;
+  const use = 'use grid, random, bayes or tpe';
+  if (v === undefined) return `required (${SUPPORTED_METHODS.join(', ')})`;
+  if (typeof v !== 'string') return `expected one of ${SUPPORTED_METHODS.join(', ')}, got ${describe(v)}`;
   if (v === 'custom') return `method 'custom' is not supported by Sweeper; ${use}`;
   const hint = didYouMean(v, SUPPORTED_METHODS);
   return hint ? `unknown method '${v}'${hint}` : `unknown method '${v}'; ${use}`;
 }
 
-const method = z.custom<(typeof SUPPORTED_METHODS)[number]>((v) => v === 'grid' || v === 'random', {
+const method = z.custom<(typeof SUPPORTED_METHODS)[number]>((v) => (SUPPORTED_METHODS as readonly unknown[]).includes(v), {
   error: (iss) => methodMessage(iss.input),
 });
 
@@ -91,6 +94,19 @@ export const metricSchema = z.strictObject(
     name: expected<string>('a metric name', (v) => typeof v === 'string' && v !== ''),
     goal: goal.default('minimize'),
     target: expected<number | Float>('a number', isFiniteNumber).transform(toNumber).optional(),
+    impute: expected<(typeof IMPUTE_STRATEGIES)[number] | number | Float>(
+      "'worst', 'best', 'latest' or a number",
+      (v) => (IMPUTE_STRATEGIES as readonly unknown[]).includes(v) || isFiniteNumber(v),
+    )
+      .transform((v) => (typeof v === 'string' ? v : toNumber(v)))
+      .optional(),
+    // YAML reads a bare `false` as a boolean; W&B's schema spells it as a string.
+    impute_while_running: expected<'false' | false | (typeof IMPUTE_STRATEGIES)[number]>(
+      "'false', 'worst', 'best' or 'latest'",
+      (v) => v === 'false' || v === false || (IMPUTE_STRATEGIES as readonly unknown[]).includes(v),
+    )
+      .transform((v) => (v === false ? 'false' : v))
+      .optional(),
   },
   { error: (iss) => `expected a mapping with 'name' and 'goal', got ${describe(iss.input)}` },
 );
@@ -146,6 +162,39 @@ export const hyperbandSchema = z.strictObject({
     .default(3),
   strict: expected<boolean>('true or false', (v) => typeof v === 'boolean').default(true),
 });
+
+/** Sweeper's extensions, with the defaults the benchmark chose (see controller/stopping/types.ts). */
+export const ashaSchema = z.strictObject({
+  type: z.literal('asha'),
+  min_iter: positiveInt.default(ASHA_DEFAULTS.min_iter),
+  eta: expected<number | Float>('a number greater than 1', (v) => isFiniteNumber(v) && toNumber(v) > 1)
+    .transform(toNumber)
+    .default(ASHA_DEFAULTS.eta),
+  max_iter: positiveInt.optional(),
+});
+
+export const medianSchema = z.strictObject({
+  type: z.literal('median'),
+  warmup_steps: nonNegativeInt.default(MEDIAN_DEFAULTS.warmup_steps),
+  min_trials: nonNegativeInt.default(MEDIAN_DEFAULTS.min_trials),
+});
+
+function checkAsha(raw: Record<string, unknown>, issues: ConfigIssue[]): void {
+  const minIter = isCount(raw.min_iter, 1) ? toNumber(raw.min_iter) : ASHA_DEFAULTS.min_iter;
+  if (isCount(raw.max_iter, 1) && toNumber(raw.max_iter) <= minIter) {
+    issues.push({ path: 'early_terminate.max_iter', message: `must be greater than min_iter (${minIter}): no rung lies below it` });
+  }
+}
+
+/** Per early_terminate type: its keys (for "did you mean"), its schema and its cross-key checks. */
+export const EARLY_TERMINATE_RULES: Record<
+  (typeof EARLY_TERMINATE_TYPES)[number],
+  { keys: readonly string[]; schema: z.ZodType; check: (raw: Record<string, unknown>, issues: ConfigIssue[], warnings: ConfigIssue[]) => void }
+> = {
+  hyperband: { keys: HYPERBAND_KEYS, schema: hyperbandSchema, check: checkHyperband },
+  asha: { keys: ASHA_KEYS, schema: ashaSchema, check: checkAsha },
+  median: { keys: MEDIAN_KEYS, schema: medianSchema, check: () => {} },
+};
 
 /**
  * What zod cannot say field by field: which iteration keys go together, and whether the bands

@@ -67,7 +67,7 @@ describe('sweeper server and create', () => {
   it('serves the API and the gRPC health check, creates a sweep and stops cleanly on SIGTERM', async () => {
     const data = join(tmp, 'server-data');
     const port = 20000 + Math.floor(Math.random() * 20000);
-    const server = spawnCli(['server', '--port', String(port), '--nats-port', '-1', '--data', data]);
+    const server = spawnCli(['server', '--port', String(port), '--nats-port', '-1', '--data', data, '--dashboard-port', '0']);
     const done = collect(server);
     const address = `127.0.0.1:${port}`;
     // Wait until the health check answers.

@@ -191,7 +191,7 @@ describe('the controller killed mid-sweep (SIGKILL)', () => {
   it('agents keep their trials, reconnect, and the sweep completes with exactly run_cap trials and every point', async () => {
     const port = await freePort();
     const address = `127.0.0.1:${port}`;
-    const server = () => spawnCli(['server', '--port', String(port), '--nats', nats.url, '--heartbeat-timeout', '30']);
+    const server = () => spawnCli(['server', '--port', String(port), '--nats', nats.url, '--heartbeat-timeout', '30', '--dashboard-port', '0']);
     let ctrl = server();
     const client = new SweeperClient(address);
     try {

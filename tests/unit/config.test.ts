@@ -546,9 +546,9 @@ describe('early_terminate', () => {
 
   it('checks the type', () => {
     expect(et('hyperband')).toEqual([{ path: 'early_terminate', message: 'expected a mapping with a \'type\' key, got "hyperband"' }]);
-    expect(et({ min_iter: 3 })).toEqual([{ path: 'early_terminate.type', message: 'required (supported: hyperband)' }]);
+    expect(et({ min_iter: 3 })).toEqual([{ path: 'early_terminate.type', message: 'required (supported: hyperband, asha, median)' }]);
     expect(et({ type: 'invalid type', min_iter: 3 })).toEqual([
-      { path: 'early_terminate.type', message: "unknown early_terminate type 'invalid type' (supported: hyperband)" },
+      { path: 'early_terminate.type', message: "unknown early_terminate type 'invalid type' (supported: hyperband, asha, median)" },
     ]);
     expect(et({ type: 'hyperbnad', min_iter: 3 })).toEqual([
       { path: 'early_terminate.type', message: "unknown early_terminate type 'hyperbnad' (did you mean 'hyperband'?)" },

@@ -1,0 +1,111 @@
+/**
+ * Asynchronous successive halving (ASHA; Li et al., "A System for Massively Parallel
+ * Hyperparameter Tuning", MLSys 2020), as a stopping rule: rungs at min_iter·eta^k iterations
+ * (truncated, below max_iter when given). When a trial reaches a rung it is compared with every
+ * trial that has reached that rung so far, in any state, itself included: it continues only if
+ * its value there is among the best max(1, floor(count/eta)), ties continuing. So the first
+ * arrivals at a rung continue only while they are the best so far there, as in Optuna's
+ * successive halving. Decisions are made on arrival and never revisited: that is what makes it
+ * asynchronous (no trial waits for a rung to fill).
+ */
+import { UsageError } from '../../common/errors.js';
+import type { EarlyTerminateSpec } from '../config/types.js';
+import type { TrialState } from '../strategies/types.js';
+import { insertSorted, lowerBound } from './sorted.js';
+import { fmt, numberKey, orientation, requireAbove, type Orientation } from './spec.js';
+import { ASHA_DEFAULTS, type StopDecision, type StoppingConfig, type StoppingRule } from './types.js';
+
+/** No trial logs this many values; it bounds the rung list when eta is barely above 1. */
+const LAST_RUNG = 2 ** 31;
+
+/** The distinct rungs, ascending. */
+export function ashaRungs(spec: EarlyTerminateSpec): number[] {
+  const minIter = requireAbove('min_iter', numberKey(spec, 'min_iter', ASHA_DEFAULTS.min_iter)!, 0);
+  const eta = requireAbove('eta', numberKey(spec, 'eta', ASHA_DEFAULTS.eta)!, 1);
+  const maxIter = numberKey(spec, 'max_iter') ?? Infinity;
+  const rungs: number[] = [];
+  for (let at = minIter; ; at *= eta) {
+    const rung = Math.trunc(at);
+    if (rung >= maxIter || rung > LAST_RUNG) break;
+    if (rung >= 1 && rung !== rungs[rungs.length - 1]) rungs.push(rung);
+  }
+  return rungs;
+}
+
+interface TrialEntry {
+  n: number;
+  /** Index of the last rung reached, -1 before the first, and the oriented value there. */
+  rung: number;
+  atRung: number;
+  candidate: boolean;
+}
+
+export class AshaRule implements StoppingRule {
+  readonly type = 'asha';
+  readonly rungs: readonly number[];
+  private readonly eta: number;
+  private readonly o: Orientation;
+  /** Per rung: the oriented values of every trial that reached it, sorted. */
+  private readonly values: number[][];
+  private readonly trials = new Map<string, TrialEntry>();
+
+  constructor(config: StoppingConfig) {
+    const spec = config.early_terminate;
+    if (!spec || spec.type !== 'asha') throw new UsageError("early_terminate.type: expected 'asha'");
+    this.o = orientation(config);
+    this.rungs = ashaRungs(spec);
+    this.eta = numberKey(spec, 'eta', ASHA_DEFAULTS.eta)!;
+    this.values = this.rungs.map(() => []);
+  }
+
+  report(trialId: string, value: number): StopDecision[] {
+    const t = this.entry(trialId, true);
+    t.n++;
+    const next = t.rung + 1;
+    if (next >= this.rungs.length || t.n !== this.rungs[next]) return [];
+    const v = this.o.sign * value;
+    insertSorted(this.values[next], v);
+    t.rung = next;
+    t.atRung = v;
+    if (!t.candidate) return [];
+    const d = this.verdict(trialId, t);
+    if (d) t.candidate = false;
+    return d ? [d] : [];
+  }
+
+  ended(trialId: string, _state: TrialState): void {
+    this.entry(trialId, false).candidate = false;
+  }
+
+  judge(trialId: string): StopDecision | null {
+    const t = this.trials.get(trialId);
+    return t && t.rung >= 0 ? this.verdict(trialId, t) : null;
+  }
+
+  private entry(trialId: string, running: boolean): TrialEntry {
+    let t = this.trials.get(trialId);
+    if (!t) {
+      t = { n: 0, rung: -1, atRung: NaN, candidate: running };
+      this.trials.set(trialId, t);
+    }
+    return t;
+  }
+
+  private verdict(trialId: string, t: TrialEntry): StopDecision | null {
+    const a = this.values[t.rung];
+    const keep = Math.max(1, Math.floor(a.length / this.eta));
+    const rank = lowerBound(a, t.atRung);
+    if (rank < keep) return null;
+    const value = this.o.sign * t.atRung;
+    const cutoff = this.o.sign * a[keep - 1];
+    const rung = this.rungs[t.rung];
+    return {
+      trialId,
+      rule: 'asha',
+      at: rung,
+      value,
+      threshold: cutoff,
+      reason: `asha: value ${fmt(value)} ${this.o.worse} cutoff ${fmt(cutoff)} at rung ${rung} (rank ${rank + 1} of ${a.length}, top ${keep} continue)`,
+    };
+  }
+}

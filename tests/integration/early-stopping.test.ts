@@ -1,0 +1,115 @@
+/**
+ * Early stopping through the real stack: a real nats-server, the controller's gRPC server, and
+ * agents as CLI child processes running real programs. A rule in the sweep config decides on the
+ * metric points as they are ingested, the agent stops the process group, and the trial ends
+ * `stopped` with the rule's reason, its metrics kept and its place on the leaderboard.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SweeperClient } from '../../common/api-client.js';
+import type { ApiSweepDetail } from '../../common/api-types.js';
+import { createLogger } from '../../common/log.js';
+import type { NatsServerHandle } from '../../common/nats-server.js';
+import type { ControllerHandle } from '../../controller/controller.js';
+import { startController } from '../../controller/controller.js';
+import { collect, spawnCli } from '../fixtures/cli.js';
+import { startTestNats } from '../fixtures/nats.js';
+
+const SWEEPS = new URL('../fixtures/sweeps/', import.meta.url).pathname;
+
+let nats: NatsServerHandle;
+let controller: ControllerHandle;
+let client: SweeperClient;
+let pidDir: string;
+
+beforeAll(async () => {
+  pidDir = mkdtempSync(join(tmpdir(), 'sweeper-stop-pids-'));
+  nats = await startTestNats();
+  controller = await startController({
+    host: '127.0.0.1',
+    port: 0,
+    natsUrl: nats.url,
+    log: createLogger('test-controller', () => {}),
+  });
+  client = new SweeperClient(controller.address);
+});
+
+afterAll(async () => {
+  client?.close();
+  await controller?.stop();
+  await nats?.stop();
+  if (pidDir) rmSync(pidDir, { recursive: true, force: true });
+});
+
+async function createSweep(file: string): Promise<string> {
+  return (await client.createSweep(readFileSync(`${SWEEPS}${file}`, 'utf8'), file)).id;
+}
+
+function agent(sweepId: string) {
+  return collect(
+    spawnCli(['agent', sweepId, '--controller', controller.address, '--grace', '5'], { cwd: SWEEPS, env: { SWEEPER_TEST_PIDDIR: pidDir } }),
+  );
+}
+
+async function settled(sweepId: string, timeoutMs = 60_000): Promise<ApiSweepDetail> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const d = await client.getSweep(sweepId);
+    if ((d.sweep.state === 'finished' || d.sweep.state === 'stopped') && !d.trials.some((t) => t.state === 'running')) return d;
+    if (Date.now() > deadline) throw new Error(`sweep ${sweepId} did not settle: ${JSON.stringify(d.sweep)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function processGone(trialId: string): boolean {
+  const pid = Number(readFileSync(join(pidDir, `${trialId}.pid`), 'utf8'));
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+describe('early stopping with a real agent', () => {
+  it('hyperband stops a bad trial at its first bracket; it keeps its metrics and its rank', async () => {
+    const id = await createSweep('stop-hyperband.yaml');
+    const r = await agent(id);
+    expect(r.code, r.stderr).toBe(0);
+    const d = await settled(id);
+    expect(d.sweep.state).toBe('finished');
+    const [good, bad] = d.trials;
+    expect(good.state).toBe('finished');
+    expect(good.rank).toBe(1);
+    expect(good.bestValue).toBe(0.5);
+
+    expect(bad.state).toBe('stopped');
+    expect(bad.reason).toBe('hyperband: value 2 > threshold 0.5 at bracket 1');
+    expect(bad.signal).toBe('SIGTERM');
+    // Its points stay (it asked for 400; stopping cut it short) and it is ranked by them.
+    expect(bad.points).toBeGreaterThanOrEqual(1);
+    expect(bad.points).toBeLessThan(400);
+    expect(bad.bestValue).toBe(2);
+    expect(bad.rank).toBe(2);
+    expect(processGone(bad.id)).toBe(true);
+    const detail = await client.getTrial(bad.id);
+    expect(detail.metrics.find((m) => m.name === 'loss')?.count).toBe(bad.points);
+  });
+
+  it('a threshold tightened by later trials stops a trial that is already running', async () => {
+    const id = await createSweep('stop-tighten.yaml');
+    const rs = await Promise.all([agent(id), agent(id)]);
+    for (const r of rs) expect(r.code, r.stderr).toBe(0);
+    const d = await settled(id);
+    const byNumber = [...d.trials].sort((a, b) => a.number - b.number);
+    expect(byNumber.map((t) => t.state)).toEqual(['stopped', 'finished', 'finished']);
+    const long = byNumber[0];
+    // Judged at bracket 2 unless its second value was somehow later than both other trials.
+    expect(long.reason).toMatch(/^hyperband: value 5 > threshold 1 at bracket [12]$/);
+    expect(long.points).toBeLessThan(400);
+    expect(long.rank).toBe(3);
+    expect(processGone(long.id)).toBe(true);
+  });
+});
