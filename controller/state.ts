@@ -131,7 +131,8 @@ export function applyEvent(state: ControllerState, event: ControllerEvent, decod
     case 'sweep_state': {
       const sweep = state.sweeps.get(event.sweepId);
       if (!sweep || sweep.state === event.state) return;
-      if (isSweepOver(sweep.state)) return;
+      // Over is over, except that a stopped sweep may still be cancelled (kill what is in its grace).
+      if (isSweepOver(sweep.state) && !(sweep.state === 'stopped' && event.state === 'cancelled')) return;
       sweep.state = event.state;
       if (isSweepOver(event.state)) {
         sweep.finishedAt = event.at;

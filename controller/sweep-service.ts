@@ -15,7 +15,9 @@ import type { Logger } from '../common/log.js';
 import { silentLogger } from '../common/log.js';
 import type { MetricBatch } from '../common/metrics-wire.js';
 import { stringifyTyped } from '../common/values.js';
+import { ConfigError } from './config/errors.js';
 import { parseConfigText } from './config/parse.js';
+import { leafEntries } from './strategies/flatten.js';
 import type { SweepConfig } from './config/types.js';
 import type { EventLog } from './event-log.js';
 import { MetricStore } from './metric-store.js';
@@ -121,6 +123,9 @@ interface AgentInfo {
 }
 
 const DEFAULT_COMMAND = ['${env}', '${interpreter}', '${program}', '${args}'];
+/** Limits on what one sweep may ask of the controller. */
+const MAX_CONFIG_CHARS = 1024 * 1024;
+const MAX_PARAMETERS = 1000;
 
 export class SweepService {
   readonly metrics: MetricStore;
@@ -135,7 +140,10 @@ export class SweepService {
   private readonly agents = new Map<string, AgentInfo>();
   /** Per agent: trial id → why and how to stop it, until the trial ends. */
   private readonly stopOrders = new Map<string, Map<string, { reason: string; graceMs: number }>>();
-  private readonly startedAt = Date.now();
+  /** Wall-clock start, for telling live metric points from replayed ones. */
+  private readonly liveSince = Date.now();
+  /** Start on the service's clock: every agent counts as seen then. */
+  private readonly startedAt: number;
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly changes = new EventEmitter();
   private readonly log: Logger;
@@ -149,6 +157,7 @@ export class SweepService {
     this.metrics = options.metrics ?? new MetricStore();
     this.log = options.log ?? silentLogger;
     this.now = options.now ?? Date.now;
+    this.startedAt = this.now();
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 30_000;
     // Several beats must fit in a timeout, or a live agent would be declared dead.
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? Math.min(5000, Math.floor(this.heartbeatTimeoutMs / 4));
@@ -167,7 +176,14 @@ export class SweepService {
   // ---- sweeps -------------------------------------------------------------------------------
 
   async createSweep(configText: string, filename?: string): Promise<SweepRecord> {
+    if (configText.length > MAX_CONFIG_CHARS) {
+      throw new ConfigError([{ path: '', message: `config is ${configText.length} characters; the limit is ${MAX_CONFIG_CHARS}` }]);
+    }
     const { config, warnings } = parseConfigText(configText, filename);
+    const leaves = leafEntries(config.parameters).length;
+    if (leaves > MAX_PARAMETERS) {
+      throw new ConfigError([{ path: 'parameters', message: `${leaves} parameters; the limit is ${MAX_PARAMETERS}` }]);
+    }
     for (const w of warnings) this.log.warn(`config: ${w.path}: ${w.message}`);
     const seed = config.seed ?? randomInt(0, 2 ** 31);
     // Building the strategy validates what only it can (grid-only distributions).
@@ -457,7 +473,7 @@ export class SweepService {
     // Lag is measured on points captured since this controller started: replayed history would
     // swamp it with old timestamps.
     const now = Date.now();
-    for (const p of batch.points) if (p.t >= this.startedAt) this.ingestLag.record(now - p.t);
+    for (const p of batch.points) if (p.t >= this.liveSince) this.ingestLag.record(now - p.t);
     this.emitChange(batch.sweepId);
   }
 

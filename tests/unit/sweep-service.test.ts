@@ -1,0 +1,155 @@
+/**
+ * The controller's core without any network: an in-memory event log and a fake clock.
+ */
+import { describe, expect, it } from 'vitest';
+import { MemoryEventLog } from '../../controller/event-log.js';
+import { SweepService, classifyEnd } from '../../controller/sweep-service.js';
+import type { TrialCompletion } from '../../controller/sweep-service.js';
+
+const GRID = `
+method: grid
+metric: {name: loss}
+parameters:
+  a: {values: [1, 2]}
+  b: {values: [x, y]}
+`;
+
+function setup(opts: { heartbeatTimeoutMs?: number; maxCrashRetries?: number } = {}) {
+  let now = 1_000_000;
+  const log = new MemoryEventLog();
+  const sent: Array<{ agent: string; trialId: string; graceMs?: number }> = [];
+  const service = new SweepService({
+    eventLog: log,
+    now: () => now,
+    metricWaitMs: 10,
+    sendControl: (agent, m) => sent.push({ agent, trialId: m.trialId, graceMs: m.graceMs }),
+    ...opts,
+  });
+  return { service, log, sent, advance: (ms: number) => (now += ms) };
+}
+
+const done = (agentId: string, trialId: string, extra: Partial<TrialCompletion> = {}): TrialCompletion => ({
+  agentId,
+  trialId,
+  exitCode: 0,
+  signal: '',
+  startError: '',
+  stoppedReason: '',
+  stdoutTail: [],
+  stderrTail: [],
+  lastMetricSeq: 0,
+  argv: [],
+  ...extra,
+});
+
+async function ask(service: SweepService, agent: string, sweepId: string) {
+  const r = await service.requestTrial(agent, sweepId);
+  if (r.kind !== 'trial') throw new Error(`expected a trial, got ${JSON.stringify(r)}`);
+  return r.trial;
+}
+
+describe('SweepService', () => {
+  it('hands out the grid in order, never the same point twice, then finishes', async () => {
+    const { service } = setup();
+    const sweep = await service.createSweep(GRID);
+    const t1 = await ask(service, 'a1', sweep.id);
+    const t2 = await ask(service, 'a2', sweep.id);
+    expect([t1.paramsJson, t2.paramsJson]).toEqual(['{"a":1,"b":"x"}', '{"a":1,"b":"y"}']);
+    expect([t1.id, t2.id]).toEqual([`${sweep.id}-1`, `${sweep.id}-2`]);
+    // Asking again while holding a trial returns the same trial, never a second one.
+    expect((await ask(service, 'a1', sweep.id)).id).toBe(t1.id);
+    await service.completeTrial(done('a1', t1.id));
+    await service.completeTrial(done('a2', t2.id, { exitCode: 1, stderrTail: ['boom', ''] }));
+    expect(service.getTrial(t2.id)).toMatchObject({ state: 'failed', reason: 'exit code 1: boom' });
+    const t3 = await ask(service, 'a1', sweep.id);
+    const t4 = await ask(service, 'a2', sweep.id);
+    expect(await service.requestTrial('a3', sweep.id)).toEqual({ kind: 'done', reason: 'no more trials to run' });
+    await service.completeTrial(done('a1', t3.id));
+    expect(sweep.state).toBe('running');
+    await service.completeTrial(done('a2', t4.id));
+    expect(sweep.state).toBe('finished');
+    expect(sweep.finishReason).toBe('grid exhausted');
+    expect(await service.requestTrial('a1', sweep.id)).toEqual({ kind: 'done', reason: 'sweep finished' });
+  });
+
+  it('rebuilds the same state from its event log', async () => {
+    const { service, log } = setup();
+    const sweep = await service.createSweep(GRID);
+    const t1 = await ask(service, 'a1', sweep.id);
+    await service.completeTrial(done('a1', t1.id));
+    await ask(service, 'a1', sweep.id);
+    const again = new SweepService({ eventLog: log });
+    await again.init();
+    const copy = again.getSweep(sweep.id);
+    expect(copy.trials.map((t) => [t.id, t.state, t.paramsJson])).toEqual(sweep.trials.map((t) => [t.id, t.state, t.paramsJson]));
+    // The next trial continues the numbering and the grid.
+    expect(((await again.requestTrial('a2', sweep.id)) as { trial: { id: string; paramsJson: string } }).trial).toMatchObject({
+      id: `${sweep.id}-3`,
+      paramsJson: '{"a":2,"b":"x"}',
+    });
+  });
+
+  it('declares trials of silent agents crashed after the timeout and runs their parameters again once', async () => {
+    const { service, advance } = setup({ heartbeatTimeoutMs: 30_000, maxCrashRetries: 1 });
+    const sweep = await service.createSweep(GRID);
+    service.registerAgent({ agentId: 'a1', sweepId: sweep.id, hostname: 'h', pid: 1, slots: 1 });
+    const t1 = await ask(service, 'a1', sweep.id);
+    advance(29_000);
+    expect(await service.reapLostTrials()).toBe(0);
+    advance(2_000);
+    expect(await service.reapLostTrials()).toBe(1);
+    expect(service.getTrial(t1.id)).toMatchObject({ state: 'crashed', reason: 'agent a1 sent no heartbeat for 31s' });
+    const retry = await ask(service, 'a2', sweep.id);
+    expect(retry).toMatchObject({ paramsJson: t1.paramsJson, retryOf: t1.id, number: 2 });
+    // The first agent comes back and still runs the old trial: it is told to stop it.
+    expect(service.heartbeat({ agentId: 'a1', sweepId: sweep.id, runningTrialIds: [t1.id] }).stop).toEqual([
+      { trialId: t1.id, reason: 'trial is crashed on the controller', graceMs: -1 },
+    ]);
+    // A second crash of the same point is not retried again.
+    advance(31_000);
+    await service.reapLostTrials();
+    const next = await ask(service, 'a3', sweep.id);
+    expect(next.paramsJson).toBe('{"a":1,"b":"y"}');
+    // Crashed trials do not count toward the grid's size: 4 points, 2 crashed attempts.
+    for (const agent of ['a4', 'a5']) await ask(service, agent, sweep.id);
+    for (const t of sweep.trials.filter((x) => x.state === 'running')) await service.completeTrial(done(t.agentId, t.id));
+    expect(sweep.trials.filter((t) => t.state === 'finished')).toHaveLength(3);
+    // The point that crashed twice is given up; the next ask finds the grid exhausted.
+    expect(await service.requestTrial('a6', sweep.id)).toEqual({ kind: 'done', reason: 'search space exhausted' });
+    expect(sweep.state).toBe('finished');
+  });
+
+  it('stop orders a graceful stop, cancel a kill, and heartbeats repeat them', async () => {
+    const { service, sent } = setup();
+    const sweep = await service.createSweep(GRID);
+    const t1 = await ask(service, 'a1', sweep.id);
+    await service.stopSweep(sweep.id);
+    expect(sent).toEqual([{ agent: 'a1', trialId: t1.id, graceMs: -1 }]);
+    await service.cancelSweep(sweep.id);
+    expect(sweep.state).toBe('cancelled');
+    expect(sent[1]).toEqual({ agent: 'a1', trialId: t1.id, graceMs: 0 });
+    expect(service.heartbeat({ agentId: 'a1', sweepId: sweep.id, runningTrialIds: [t1.id] }).stop).toEqual([
+      { trialId: t1.id, reason: 'sweep cancelled by user', graceMs: 0 },
+    ]);
+    await service.completeTrial(done('a1', t1.id, { stoppedReason: 'sweep cancelled by user', exitCode: null, signal: 'SIGKILL' }));
+    expect(service.getTrial(t1.id).state).toBe('stopped');
+    expect(service.isSettled(sweep)).toBe(true);
+  });
+
+  it('refuses configs with too many parameters', async () => {
+    const { service } = setup();
+    const params = Array.from({ length: 1001 }, (_, i) => `  p${i}: {value: 1}`).join('\n');
+    await expect(service.createSweep(`method: random\nparameters:\n${params}\n`)).rejects.toThrow(/parameters: 1001 parameters; the limit is 1000/);
+  });
+});
+
+describe('classifyEnd', () => {
+  const base = { exitCode: 0 as number | null, signal: '', startError: '', stoppedReason: '', stderrTail: [] as string[] };
+  it('maps what the agent reports to a trial state and reason', () => {
+    expect(classifyEnd(base)).toEqual({ state: 'finished', reason: '' });
+    expect(classifyEnd({ ...base, exitCode: null, signal: 'SIGKILL' })).toEqual({ state: 'failed', reason: 'killed by SIGKILL' });
+    expect(classifyEnd({ ...base, startError: 'spawn python3 ENOENT' })).toEqual({ state: 'failed', reason: 'could not start: spawn python3 ENOENT' });
+    expect(classifyEnd({ ...base, stoppedReason: 'hyperband', exitCode: null, signal: 'SIGTERM' })).toEqual({ state: 'stopped', reason: 'hyperband' });
+    expect(classifyEnd({ ...base, lostReason: 'agent restarted' })).toEqual({ state: 'crashed', reason: 'agent restarted' });
+  });
+});
