@@ -21,6 +21,8 @@ import { connectNats } from '../common/nats-connect.js';
 import type { Params } from '../common/values.js';
 import { parseTypedJson } from '../common/values.js';
 import { buildCommand, CommandError } from './command.js';
+import type { Slot } from './gpus.js';
+import { sampleGpus } from './gpus.js';
 import { MetricPublisher } from './publisher.js';
 import type { TrialProcess, TrialResult } from './trial-process.js';
 import { startTrial } from './trial-process.js';
@@ -54,6 +56,10 @@ export interface AgentOptions {
   cwd: string;
   /** SIGTERM-to-SIGKILL grace when a trial is stopped. */
   graceMs?: number;
+  /** Where trials run, one at a time each: GPUs (with --gpus) or plain slots (--parallel). Default: one plain slot. */
+  slots?: Slot[];
+  /** How often GPU metrics are sampled while trials run. Default 5 s. */
+  gpuSampleMs?: number;
   /**
    * Flapping protection, as W&B's agent has: this many failed trials in a row within the agent's
    * first minute stop the agent (a broken program or environment). Default 5; 0 disables it.
@@ -87,10 +93,17 @@ export class Agent {
   private trialsRun = 0;
   private readonly startedAt = Date.now();
   private failuresInARow = 0;
+  private readonly slots: Slot[];
+  /** The slot of each running trial, for GPU sampling. */
+  private readonly slotOf = new Map<string, Slot>();
+  /** Trials handed to one of our slots and not yet reported. */
+  private readonly assigned = new Set<string>();
+  private gpuTimer?: NodeJS.Timeout;
 
   constructor(private readonly opts: AgentOptions) {
     this.agentId = opts.agentId ?? `${osHostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40)}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.client = new SweeperClient(opts.controller, opts.security);
+    this.slots = opts.slots && opts.slots.length > 0 ? opts.slots : [{}];
     this.log = opts.log;
   }
 
@@ -164,46 +177,91 @@ export class Agent {
     // Trials the controller thinks we hold but this process does not run were lost with an
     // earlier process under the same id: report them, so they are not left running forever.
     for (const t of reg.heldTrials) {
-      if (this.running.has(t.id)) continue;
+      if (this.assigned.has(t.id)) continue;
       await this.complete({
         ...emptyCompletion(this.agentId, t.id),
         lostReason: `agent ${this.agentId} restarted while the trial ran; its process was lost`,
       });
     }
 
+    if (this.slots.some((s) => s.gpu)) this.startGpuSampling();
+    // One loop per slot; the agent is done when every slot is.
+    const reasons = await Promise.all(this.slots.map((slot) => this.slotLoop(slot)));
+    return reasons[0];
+  }
+
+  /** Ask for a trial, run it in this slot, report it; again until the sweep (or --count) is over. */
+  private async slotLoop(slot: Slot): Promise<string> {
+    const { sweepId } = this.opts;
+    const abort = this.shutdownController.signal;
     for (;;) {
       if (abort.aborted) return 'shut down by signal';
+      // --count counts trials across slots: a slot claims one before asking, and gives the
+      // claim back when it gets none.
       if (this.opts.count !== undefined && this.trialsRun >= this.opts.count) return `ran --count ${this.opts.count} trials`;
+      this.trialsRun++;
       const res = await withRetry('request a trial', () => this.client.requestTrial(this.agentId, sweepId), this.log, abort).catch(
         (err) => {
           if (abort.aborted) return undefined;
           throw err;
         },
       );
+      const trial = res?.outcome === 'trial' ? res.trial : undefined;
+      if (!trial || this.assigned.has(trial.trialId) || abort.aborted) this.trialsRun--;
       if (!res || abort.aborted) return 'shut down by signal';
-      if (res.done !== undefined && res.outcome === 'done') return res.done || 'sweep over';
+      if (res.outcome === 'done') return res.done || 'sweep over';
       if (res.outcome === 'retryAfterMs') {
         this.log.debug('no trial for now', { retryAfterMs: res.retryAfterMs });
         await sleep(Math.max(100, res.retryAfterMs ?? 1000), abort);
         continue;
       }
-      if (res.outcome !== 'trial' || !res.trial) return 'sweep over';
-      if (this.running.has(res.trial.trialId)) {
-        // We already run it (the controller re-sent it after a reconnect): keep waiting.
+      if (!trial) return 'sweep over';
+      if (this.assigned.has(trial.trialId)) {
+        // Another slot runs it (the controller re-sent it after a reconnect): ask again later.
         await sleep(1000, abort);
         continue;
       }
-      this.trialsRun++;
-      const failed = await this.runTrial(res.trial);
-      this.checkFlapping(failed);
+      this.assigned.add(trial.trialId);
+      try {
+        const failed = await this.runTrial(trial, slot);
+        this.checkFlapping(failed);
+      } finally {
+        this.assigned.delete(trial.trialId);
+      }
     }
+  }
+
+  /** GPU utilisation, memory, temperature and power of each running trial's GPU, as system metrics. */
+  private startGpuSampling(): void {
+    const sample = async () => {
+      const samples = await sampleGpus();
+      const t = Date.now();
+      for (const [trialId, slot] of this.slotOf) {
+        const g = slot.gpu && samples.find((x) => x.index === slot.gpu!.index);
+        if (!g) continue;
+        const values: Record<string, number> = { 'system/gpu.index': Number(g.index) };
+        if (Number.isFinite(g.utilizationPct)) values['system/gpu.util'] = g.utilizationPct;
+        if (Number.isFinite(g.memoryUsedMb)) values['system/gpu.memory_mb'] = g.memoryUsedMb;
+        if (Number.isFinite(g.temperatureC)) values['system/gpu.temp_c'] = g.temperatureC;
+        if (Number.isFinite(g.powerW)) values['system/gpu.power_w'] = g.powerW;
+        this.publisher?.add(trialId, { step: null, t, values, system: true });
+      }
+    };
+    this.gpuTimer = setInterval(() => void sample().catch((err) => this.log.debug('GPU sampling failed', { error: String(err) })), this.opts.gpuSampleMs ?? 5000);
+    this.gpuTimer.unref();
   }
 
   private register(abort?: AbortSignal) {
     return withRetry(
       'register agent',
       () =>
-        this.client.registerAgent({ agentId: this.agentId, sweepId: this.opts.sweepId, hostname: osHostname(), pid: process.pid, slots: 1 }),
+        this.client.registerAgent({
+          agentId: this.agentId,
+          sweepId: this.opts.sweepId,
+          hostname: osHostname(),
+          pid: process.pid,
+          slots: this.slots.length,
+        }),
       this.log,
       abort,
     );
@@ -222,7 +280,7 @@ export class Agent {
   }
 
   /** Runs the trial and reports it; true when it failed (exit status or could not start). */
-  private async runTrial(a: ApiAssignment): Promise<boolean> {
+  private async runTrial(a: ApiAssignment, slot: Slot): Promise<boolean> {
     const log = this.log.child(a.trialId);
     const params = parseTypedJson(a.paramsJson) as Params;
     let result: TrialResult;
@@ -235,9 +293,12 @@ export class Agent {
         cwd: this.opts.cwd,
         sweepId: this.opts.sweepId,
         trialId: a.trialId,
+        // The trial sees only its slot's GPU, by physical index, whatever the agent was given.
+        env: slot.gpu ? { ...process.env, CUDA_VISIBLE_DEVICES: slot.gpu.index } : process.env,
       });
       argv = command.argv;
-      log.info('trial starting', { argv: argv.join(' ') });
+      log.info('trial starting', { argv: argv.join(' '), gpu: slot.gpu?.index });
+      this.slotOf.set(a.trialId, slot);
       const proc = startTrial({
         command,
         cwd: this.opts.cwd,
@@ -256,6 +317,7 @@ export class Agent {
       result = { exitCode: null, signal: null, startError: err.message, stdoutTail: [], stderrTail: [], durationMs: 0, malformedLines: 0 };
     } finally {
       this.running.delete(a.trialId);
+      this.slotOf.delete(a.trialId);
     }
     const { lastSeq } = await this.publisher!.flushTrial(a.trialId);
     const outcome = result.startError
@@ -337,6 +399,7 @@ export class Agent {
   private async close(): Promise<void> {
     if (this.currentState === 'running' || this.currentState === 'initialized') this.setState('stopping', 'closing');
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.gpuTimer) clearInterval(this.gpuTimer);
     this.controlSub?.unsubscribe();
     try {
       await this.publisher?.close();

@@ -99,7 +99,11 @@ export function buildProgram(): Command {
       .addOption(new Option('--nats <url>', 'NATS URL (default: the one the controller advertises)').env('SWEEPER_NATS_URL'))
       .addOption(new Option('--agent-id <id>', 'stable agent id (default: host-pid-random)').env('SWEEPER_AGENT_ID'))
       .option('--grace <seconds>', 'seconds between SIGTERM and SIGKILL when a trial is stopped', positiveInt, 10)
-      .option('--max-initial-failures <n>', 'stop when this many trials in a row fail in the first minute (0: never)', nonNegativeInt, 5),
+      .option('--max-initial-failures <n>', 'stop when this many trials in a row fail in the first minute (0: never)', nonNegativeInt, 5)
+      .option('--gpus <spec>', 'run one trial per GPU at once: all, a count N, or indices such as 0,2,5 (honours CUDA_VISIBLE_DEVICES)')
+      .option('--per-gpu <k>', 'trials per GPU at once (with --gpus)', positiveInt, 1)
+      .option('--parallel <n>', 'trials at once on a host without GPUs', positiveInt, 1)
+      .option('--gpu-sample-interval <seconds>', 'how often GPU utilisation, memory, temperature and power are recorded', positiveNumber, 5),
   ).action(async (sweepId: string, o) => runAgentCommand(sweepId, o));
 
   addClientOptions(

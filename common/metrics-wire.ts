@@ -39,6 +39,11 @@ export const metricPointSchema = z.object({
   values: z.record(metricName, z.number().finite()),
   /** Names logged in this row with a value that was NaN, Inf or not a number, with its text. */
   invalid: z.record(metricName, z.string().max(100)).optional(),
+  /**
+   * A system sample the agent took (GPU utilisation, memory...), not a row the program logged:
+   * it does not advance the trial's step, and its series are indexed by time.
+   */
+  system: z.boolean().optional(),
 });
 
 export const metricBatchSchema = z.object({

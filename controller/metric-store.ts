@@ -66,6 +66,15 @@ export class MetricStore {
       this.trials.set(batch.trialId, tm);
     }
     for (const point of batch.points) {
+      if (point.system) {
+        // System samples keep their own time-indexed series and leave the program's rows alone.
+        for (const [name, value] of Object.entries(point.values)) {
+          let s = tm.series.get(name);
+          if (!s) tm.series.set(name, (s = new Series()));
+          s.push(point.t, value);
+        }
+        continue;
+      }
       // W&B's _step: the program's step when given, otherwise the row's index.
       const step = point.step ?? tm.rows;
       tm.rows++;

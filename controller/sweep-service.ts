@@ -680,6 +680,9 @@ function observations(sweep: SweepRecord, metrics: MetricStore): TrialObservatio
   }));
 }
 
+/** A trial that died of CUDA running out of memory, recognised from its stderr (PyTorch, TF, JAX, raw CUDA). */
+const GPU_OOM = /CUDA out of memory|OutOfMemoryError|CUDA error: out of memory|CUBLAS_STATUS_ALLOC_FAILED|cudaErrorMemoryAllocation|RESOURCE_EXHAUSTED: Out of memory/;
+
 /** The end state of a trial from what its agent reported. */
 export function classifyEnd(
   c: Pick<TrialCompletion, 'exitCode' | 'signal' | 'startError' | 'stoppedReason' | 'stderrTail' | 'lostReason'>,
@@ -691,6 +694,9 @@ export function classifyEnd(
   if (c.stoppedReason) return { state: 'stopped', reason: c.stoppedReason };
   if (c.startError) return { state: 'failed', reason: `could not start: ${c.startError}` };
   if (c.exitCode === 0) return { state: 'finished', reason: '' };
+  // Out of GPU memory is the commonest failure on GPU hosts and says what to change.
+  const oom = c.stderrTail.find((l) => GPU_OOM.test(l));
+  if (oom) return { state: 'failed', reason: `out of GPU memory: ${oom.trim().slice(0, 300)}` };
   const lastErr = [...c.stderrTail].reverse().find((l) => l.trim() !== '');
   const how = c.signal ? `killed by ${c.signal}` : `exit code ${c.exitCode}`;
   return { state: 'failed', reason: lastErr ? `${how}: ${lastErr.trim().slice(0, 300)}` : how };

@@ -1,4 +1,6 @@
 import { Agent } from '../../agent/agent.js';
+import { buildSlots, discoverGpus, selectGpus, type Slot } from '../../agent/gpus.js';
+import { UsageError } from '../../common/errors.js';
 import { createLogger } from '../../common/log.js';
 import { clientSecurity, type ClientOptions } from '../client-options.js';
 import { onShutdownSignals } from '../signals.js';
@@ -9,12 +11,29 @@ export interface AgentCommandOptions extends ClientOptions {
   agentId?: string;
   grace: number;
   maxInitialFailures: number;
+  gpus?: string;
+  perGpu: number;
+  parallel: number;
+  gpuSampleInterval: number;
 }
 
 /** `sweeper agent SWEEP_ID`: run trials in the current directory until the sweep is over. */
 export async function runAgentCommand(sweepId: string, o: AgentCommandOptions): Promise<void> {
   const log = createLogger('agent');
+  if (o.gpus !== undefined && o.parallel > 1) throw new UsageError('--parallel is for hosts without GPUs; with --gpus use --per-gpu');
+  let slots: Slot[];
+  if (o.gpus !== undefined) {
+    const gpus = selectGpus(o.gpus, await discoverGpus());
+    log.info(`using ${gpus.length} GPU${gpus.length > 1 ? 's' : ''}, ${o.perGpu} trial${o.perGpu > 1 ? 's' : ''} each`, {
+      gpus: gpus.map((g) => `${g.index}:${g.name}`).join(', '),
+    });
+    slots = buildSlots({ gpus, perGpu: o.perGpu });
+  } else {
+    slots = buildSlots({ parallel: o.parallel });
+  }
   const agent = new Agent({
+    slots,
+    gpuSampleMs: o.gpuSampleInterval * 1000,
     sweepId,
     controller: o.controller,
     security: clientSecurity(o),
