@@ -40,6 +40,9 @@ export interface ApiTrial {
   signal: string;
   reason: string;
   rank: number;
+  gpu: string;
+  gpuUtil?: number;
+  gpuMemoryMb?: number;
 }
 
 export interface ApiSweepDetail {

@@ -335,6 +335,9 @@ export function toApiTrial(v: TrialView): ApiTrial {
     signal: v.signal,
     reason: v.reason,
     rank: v.rank,
+    gpu: v.gpu,
+    ...(v.gpuUtil !== null ? { gpuUtil: v.gpuUtil } : {}),
+    ...(v.gpuMemoryMb !== null ? { gpuMemoryMb: v.gpuMemoryMb } : {}),
   };
 }
 

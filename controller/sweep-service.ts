@@ -48,6 +48,10 @@ export interface TrialView {
   signal: string;
   reason: string;
   rank: number;
+  /** From the agent's GPU samples: physical index ('' without one), utilisation %, memory MB. */
+  gpu: string;
+  gpuUtil: number | null;
+  gpuMemoryMb: number | null;
 }
 
 export interface SweepView {
@@ -512,6 +516,7 @@ export class SweepService {
     const best = metric ? this.metrics.best(t.id, metric.name, metric.goal) : null;
     const last = metric ? this.metrics.last(t.id, metric.name) : null;
     const tm = this.metrics.get(t.id);
+    const gpuIndex = this.metrics.last(t.id, 'system/gpu.index');
     return {
       id: t.id,
       sweepId: t.sweepId,
@@ -530,6 +535,9 @@ export class SweepService {
       signal: t.signal,
       reason: t.reason,
       rank: 0,
+      gpu: gpuIndex === null ? '' : String(gpuIndex.value),
+      gpuUtil: this.metrics.last(t.id, 'system/gpu.util')?.value ?? null,
+      gpuMemoryMb: this.metrics.last(t.id, 'system/gpu.memory_mb')?.value ?? null,
     };
   }
 

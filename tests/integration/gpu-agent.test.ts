@@ -70,6 +70,9 @@ describe('an agent with --gpus all on a 2-GPU host', () => {
     expect(util?.last).toBe(87);
     expect(onGpu0.detail.metrics.find((m) => m.name === 'system/gpu.memory_mb')?.last).toBe(12000);
     expect(onGpu0.t.points).toBe(onGpu0.detail.metricSteps.length);
+    // The leaderboard shows each trial's GPU and its latest utilisation.
+    expect(onGpu0.t).toMatchObject({ gpu: '0', gpuUtil: 87, gpuMemoryMb: 12000 });
+    expect(runs.find((x) => x.device === '1')!.t).toMatchObject({ gpu: '1', gpuUtil: 42 });
     expect(onGpu0.detail.metricSteps.every((s, i) => s === i + 1)).toBe(true);
   });
 
