@@ -55,6 +55,8 @@ export function buildProgram(): Command {
     .option('--agents <n>', 'number of local agents', positiveInt, 2)
     .option('--json', 'print one JSON document with the result at the end instead of the live table')
     .option('--data <dir>', 'where NATS keeps the sweep data (default: a new folder under .sweeper/ next to the config)')
+    .option('--gpus <spec>', 'one agent driving these GPUs, a trial per GPU: all, a count, or indices such as 0,2')
+    .option('--per-gpu <k>', 'trials per GPU at once (with --gpus)', positiveInt, 1)
     .action(async (file: string, o) => runLocal(file, o));
 
   program

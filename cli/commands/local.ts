@@ -26,6 +26,9 @@ import { LiveScreen, useColor } from './watch.js';
 
 export interface LocalOptions {
   agents: number;
+  /** One agent driving these GPUs instead of `agents` plain ones. */
+  gpus?: string;
+  perGpu?: number;
   json?: boolean;
   data?: string;
 }
@@ -73,14 +76,18 @@ export async function runLocal(file: string, o: LocalOptions): Promise<void> {
     });
     const service = controller.service;
     const sweep = await service.createSweep(text, file);
-    say(`sweep ${sweep.id}: ${sweep.config.method}, ${o.agents} agent${o.agents > 1 ? 's' : ''}, data in ${dataDir}`);
+    const who = o.gpus !== undefined ? `1 agent on GPUs ${o.gpus}` : `${o.agents} agent${o.agents > 1 ? 's' : ''}`;
+    say(`sweep ${sweep.id}: ${sweep.config.method}, ${who}, data in ${dataDir}`);
     say(`dashboard: ${controller.dashboardUrl}sweeps/${sweep.id}?token=${apiToken}`);
 
-    for (let i = 1; i <= o.agents; i++) {
+    // With --gpus, one agent drives every GPU of this host (a trial per GPU slot).
+    const agentCount = o.gpus !== undefined ? 1 : o.agents;
+    const gpuArgs = o.gpus !== undefined ? ['--gpus', o.gpus, '--per-gpu', String(o.perGpu ?? 1)] : [];
+    for (let i = 1; i <= agentCount; i++) {
       const out = createWriteStream(join(dataDir, `agent-${i}.log`), { flags: 'a' });
       const child = spawn(
         process.execPath,
-        [cliEntry(), 'agent', sweep.id, '--controller', controller.address, '--agent-id', `local-${sweep.id}-${i}`],
+        [cliEntry(), 'agent', sweep.id, '--controller', controller.address, '--agent-id', `local-${sweep.id}-${i}`, ...gpuArgs],
         { cwd: workDir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SWEEPER_TOKEN: apiToken } },
       );
       child.stdout!.pipe(out);
