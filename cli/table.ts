@@ -131,6 +131,19 @@ const STATE_STYLE: Record<string, Style> = {
   paused: 'yellow',
 };
 
+/**
+ * A mark per state, so states read apart without colour too (NO_COLOR, a log file): trials that
+ * failed or were stopped must stand out from those that finished.
+ */
+const STATE_MARK: Record<string, string> = {
+  running: '●',
+  pending: '○',
+  finished: '✓',
+  failed: '✗',
+  crashed: '✗',
+  stopped: '■',
+};
+
 /** States in the order the header counts them: live work first, then how trials ended. */
 const STATE_ORDER = ['running', 'pending', 'finished', 'failed', 'crashed', 'stopped'];
 
@@ -256,6 +269,17 @@ function trialLabel(detail: ApiSweepDetail, trialId: string): string {
   return m ? m[1] : trialId;
 }
 
+function stateCell(t: ApiTrial): string {
+  const mark = STATE_MARK[t.state];
+  return mark ? `${mark} ${t.state}` : t.state;
+}
+
+/** `0 87%` for a trial on GPU 0 at 87% utilisation; `-` off a GPU. */
+function gpuCell(t: ApiTrial): string {
+  if (!t.gpu) return '-';
+  return t.gpuUtil !== undefined && t.gpuUtil !== null ? `${t.gpu} ${Math.round(t.gpuUtil)}%` : t.gpu;
+}
+
 function runtime(t: ApiTrial, now: number): string {
   if (!t.startedAt) return '-';
   return formatDuration((t.endedAt || now) - t.startedAt);
@@ -343,10 +367,13 @@ function headerBlock(detail: ApiSweepDetail, width: number): Line[] {
     metric = [[{ text: `metric ${printable(sweep.metricName)} (${sweep.metricGoal || 'minimize'})` }], [{ text: best, style: 'bold' }]];
   }
 
+  const trend = sweep.metricName ? trendLine(detail, width) : undefined;
+
   const progress: Line[] = [[{ text: progressText(detail) }]];
   for (const [state, n] of stateCounts(sweep.stateCounts)) progress.push([{ text: `${state} ${n}`, style: STATE_STYLE[state] }]);
 
   const out = [join(first), join(metric)];
+  if (trend) out.push(trend);
   // The counts matter more than one line: on a narrow terminal they get a line of their own.
   if (progress.length > 1 && lineWidth(join(progress)) > width) out.push(join(progress.slice(0, 1)), join(progress.slice(1)));
   else out.push(join(progress));
@@ -354,6 +381,63 @@ function headerBlock(detail: ApiSweepDetail, width: number): Line[] {
     out.push([{ text: `${sweep.state}: ${printable(sweep.finishReason)}` }]);
   }
   return out;
+}
+
+const SPARK = '▁▂▃▄▅▆▇█';
+/** The sparkline never takes more than this, however wide the terminal. */
+const SPARK_MAX = 40;
+
+/** `best so far ██▆▆▃▁▁▁  0.5 → 0.01235`: how the sweep's best value moved, trial by trial. */
+function trendLine(detail: ApiSweepDetail, width: number): Line | undefined {
+  const label = 'best so far ';
+  const series = bestSoFar(detail.trials, detail.sweep.metricGoal);
+  const defined = series.filter((v): v is number => v !== undefined);
+  if (defined.length < 2) return undefined;
+  const ends = `  ${formatValue(defined[0])} → ${formatValue(defined[defined.length - 1])}`;
+  const cells = Math.min(SPARK_MAX, series.length, width - len(label) - len(ends));
+  // Too narrow for a useful line: leave it out rather than cut it.
+  if (cells < 4) return undefined;
+  return [{ text: label }, { text: sparkline(series, cells), style: 'green' }, { text: ends }];
+}
+
+/**
+ * The best value so far after each trial, in creation order (`undefined` until one has a value).
+ * No new RPC is needed: every trial's best value is in the snapshot.
+ */
+export function bestSoFar(trials: ApiTrial[], goal: string): Array<number | undefined> {
+  const max = goal === 'maximize';
+  let best: number | undefined;
+  return [...trials]
+    .sort((a, b) => a.number - b.number)
+    .map((t) => {
+      const v = t.bestValue;
+      if (v !== undefined && Number.isFinite(v) && (best === undefined || (max ? v > best : v < best))) best = v;
+      return best;
+    });
+}
+
+/**
+ * A series in at most `cells` block characters, each cell showing the value at the end of its
+ * share of the series (best-so-far only moves one way, so that is the cell's best). Values
+ * spanning more than 50× are drawn on a log scale, or one diverged early trial flattens the rest.
+ */
+export function sparkline(series: Array<number | undefined>, cells: number): string {
+  const n = series.length;
+  const w = Math.max(0, Math.min(cells, n));
+  const picked = Array.from({ length: w }, (_, i) => series[Math.floor(((i + 1) * n) / w) - 1]);
+  const defined = picked.filter((v): v is number => v !== undefined);
+  if (defined.length === 0) return ' '.repeat(w);
+  const log = Math.min(...defined) > 0 && Math.max(...defined) / Math.min(...defined) >= 50;
+  const f = (v: number) => (log ? Math.log(v) : v);
+  const lo = Math.min(...defined.map(f));
+  const hi = Math.max(...defined.map(f));
+  return picked
+    .map((v) => {
+      if (v === undefined) return ' ';
+      const t = hi > lo ? (f(v) - lo) / (hi - lo) : 0;
+      return SPARK[Math.round(t * (SPARK.length - 1))];
+    })
+    .join('');
 }
 
 function stateCounts(counts: Record<string, number>): Array<[string, number]> {
@@ -385,11 +469,13 @@ function table(detail: ApiSweepDetail, rows: TrialView[], width: number, now: nu
   const fixed = (trialCells: string[]) => [
     column('#', trials.map((t) => (t.rank > 0 ? String(t.rank) : '')), 'right'),
     column('trial', trialCells, 'right'),
-    column('state', trials.map((t) => t.state), 'left', { styleOf: stateStyle }),
+    column('state', trials.map(stateCell), 'left', { styleOf: stateStyle }),
     column('best', trials.map((t) => optValue(t.bestValue)), 'right'),
     column('last', trials.map((t) => optValue(t.lastValue)), 'right'),
     column('step', trials.map((t) => (t.points > 0 ? String(t.lastStep) : '-')), 'right'),
     column('runtime', trials.map((t) => runtime(t, now)), 'right'),
+    // Only on GPU hosts: the trial's GPU and its latest utilisation.
+    ...(trials.some((t) => t.gpu) ? [column('gpu', trials.map(gpuCell), 'left')] : []),
   ];
 
   const params = paramOrder(detail.sweep.configJson, rows).map((name) => {

@@ -9,6 +9,8 @@ import { controlSubject } from '../common/control-wire.js';
 import type { ControlMessage } from '../common/control-wire.js';
 import type { Logger } from '../common/log.js';
 import { connectNats } from '../common/nats-connect.js';
+import type { DashboardHandle } from './dashboard/server.js';
+import { startDashboard } from './dashboard/server.js';
 import { JetStreamEventLog } from './event-log.js';
 import type { GrpcServerHandle } from './grpc-server.js';
 import { startGrpcServer } from './grpc-server.js';
@@ -24,11 +26,19 @@ export interface ControllerOptions {
   natsUser?: string;
   natsPass?: string;
   natsToken?: string;
+  /** Bearer token required on every API call. */
+  token?: string;
+  /** Serve the API over TLS (PEM certificate chain and key). */
+  tls?: { cert: Buffer; key: Buffer };
+  /** Copies of Sweeper's JetStream streams on a NATS cluster (1, 3 or 5; default 1). */
+  natsReplicas?: number;
   heartbeatIntervalMs?: number;
   /** A trial whose agent is silent this long becomes crashed (default 30 s). */
   heartbeatTimeoutMs?: number;
   /** Re-runs of a crashed trial's parameters (default 1). */
   maxCrashRetries?: number;
+  /** Serve the web dashboard there (port 0: a free one). The API's token and TLS apply unless given here. */
+  dashboard?: { host: string; port: number; token?: string; tls?: { cert: Buffer; key: Buffer } };
   log: Logger;
 }
 
@@ -39,6 +49,8 @@ export interface ControllerHandle {
   address: string;
   nc: NatsConnection;
   ingest: MetricIngest;
+  /** `http://host:port/` of the web dashboard, when it was asked for. */
+  dashboardUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -53,7 +65,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     waitOnFirstConnect: true,
   });
   const controlCodec = JSONCodec<ControlMessage>();
-  const eventLog = await JetStreamEventLog.open(nc);
+  const eventLog = await JetStreamEventLog.open(nc, { replicas: opts.natsReplicas });
   const service = new SweepService({
     eventLog,
     log: log.child('sweeps'),
@@ -71,11 +83,13 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   });
   await service.init();
   // A fresh controller has no metric history in memory: replay the whole metric stream.
-  const ingest = new MetricIngest({ nc, log: log.child('ingest'), onBatch: (b) => service.onMetrics(b), replayAll: true });
+  const ingest = new MetricIngest({ nc, log: log.child('ingest'), onBatch: (b) => service.onMetrics(b), replayAll: true, streamReplicas: opts.natsReplicas });
   await ingest.start();
   const grpcServer = await startGrpcServer({
     service,
     ingestStats: () => ingest.stats(),
+    token: opts.token,
+    tls: opts.tls,
     host: opts.host,
     port: opts.port,
     log: log.child('grpc'),
@@ -89,6 +103,17 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     Math.max(250, Math.min(5000, service.heartbeatTimeoutMs / 4)),
   );
   reaper.unref();
+  let dashboard: DashboardHandle | undefined;
+  if (opts.dashboard) {
+    const d = opts.dashboard;
+    dashboard = await startDashboard({ service, ...d, token: d.token ?? opts.token, tls: d.tls ?? opts.tls, log: log.child('dashboard') }).catch(async (err) => {
+      clearInterval(reaper);
+      await grpcServer.stop();
+      await ingest.stop();
+      await nc.drain().catch(() => undefined);
+      throw err;
+    });
+  }
   let stopped = false;
   return {
     service,
@@ -96,10 +121,12 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     address: grpcServer.address,
     nc,
     ingest,
+    dashboardUrl: dashboard?.url,
     async stop() {
       if (stopped) return;
       stopped = true;
       clearInterval(reaper);
+      await dashboard?.stop();
       await grpcServer.stop();
       await ingest.stop();
       await nc.drain().catch(() => undefined);

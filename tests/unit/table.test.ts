@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ApiSweepDetail, ApiTrial } from '../../common/api-types.js';
 import { Float, type ParamValue } from '../../common/values.js';
-import { flattenParams, formatDuration, formatParam, formatValue, renderLeaderboard, renderSummary } from '../../cli/table.js';
+import { bestSoFar, flattenParams, formatDuration, formatParam, formatValue, renderLeaderboard, renderSummary, sparkline } from '../../cli/table.js';
 
 const NOW = 1_700_000_100_000;
 const T0 = 1_700_000_000_000;
@@ -34,6 +34,7 @@ function trial(number: number, t: Partial<ApiTrial> & { params: string }): ApiTr
     state: 'finished',
     paramsJson: params,
     agentId: 'gpu1-1',
+    gpu: '',
     createdAt: T0,
     startedAt: T0,
     endedAt: 0,
@@ -205,21 +206,24 @@ describe('flattenParams', () => {
 });
 
 describe('renderLeaderboard', () => {
+  // States carry a mark as well as a colour, so stopped and failed trials stand out without
+  // colour too; the best-so-far line follows trials 1..6 in creation order (2 and 6 have no value).
   it('fits 80 columns: fixed columns kept, trailing params dropped and named', () => {
     expect(board(DETAIL, 80)).toBe(
       lines(
         'sweep k3x9q "quadratic" · random · running · 2 agents',
         'metric val_loss (minimize) · best 0.01235 (trial 3)',
+        'best so far ██▁▁▁▁  0.5 → 0.01235',
         '6/12 trials [███▒▒░░░░░]',
         'running 1 · pending 1 · finished 2 · failed 1 · stopped 1',
         '',
-        '#  trial  state          best       last  step  runtime       lr  optimizer.name',
-        '1      3  finished    0.01235    0.01301     5    1m03s  0.01235  adam',
-        '2      1  finished        0.5     0.5123     5      42s  1.2e-05  sgd',
-        '3      5  running         0.2       0.25     2     3.5s      0.1  adam',
-        '4      4  stopped   1.235e+04  1.235e+04     0    2h00m      1.0  sgd',
-        '       2  failed            -          -     -     1.2s   0.0003  adam',
-        '       6  pending           -          -     -        -    0.003  sgd',
+        '#  trial  state            best       last  step  runtime       lr  …imizer.name',
+        '1      3  ✓ finished    0.01235    0.01301     5    1m03s  0.01235  adam',
+        '2      1  ✓ finished        0.5     0.5123     5      42s  1.2e-05  sgd',
+        '3      5  ● running         0.2       0.25     2     3.5s      0.1  adam',
+        '4      4  ■ stopped   1.235e+04  1.235e+04     0    2h00m      1.0  sgd',
+        '       2  ✗ failed            -          -     -     1.2s   0.0003  adam',
+        '       6  ○ pending           -          -     -        -    0.003  sgd',
         '+5 params: optimizer.beta1, batch_size, scheduler, dropout, epochs',
       ),
     );
@@ -230,15 +234,16 @@ describe('renderLeaderboard', () => {
       lines(
         'sweep k3x9q "quadratic" · random · running · 2 agents',
         'metric val_loss (minimize) · best 0.01235 (trial 3)',
+        'best so far ██▁▁▁▁  0.5 → 0.01235',
         '6/12 trials [███▒▒░░░░░] · running 1 · pending 1 · finished 2 · failed 1 · stopped 1',
         '',
-        '#    trial  state          best       last  step  runtime       lr  optimizer.name  optimizer.beta1  batch_size  scheduler                 dropout  epochs',
-        '1  k3x9q-3  finished    0.01235    0.01301     5    1m03s  0.01235  adam                        0.9          64  cosine                        0.1       6',
-        '2  k3x9q-1  finished        0.5     0.5123     5      42s  1.2e-05  sgd                        0.85         128  linear-warmup-then-cosi…     0.25       6',
-        '3  k3x9q-5  running         0.2       0.25     2     3.5s      0.1  adam                       0.95          64  cosine                        0.0       6',
-        '4  k3x9q-4  stopped   1.235e+04  1.235e+04     0    2h00m      1.0  sgd                         0.8         128  cosine                        0.5       6',
-        '   k3x9q-2  failed            -          -     -     1.2s   0.0003  adam                        0.9          64  cosine                        0.3       6',
-        '   k3x9q-6  pending           -          -     -        -    0.003  sgd                        0.99          64  cosine                        0.2       6',
+        '#    trial  state            best       last  step  runtime       lr  optimizer.name  optimizer.beta1  batch_size  scheduler                 dropout  epochs',
+        '1  k3x9q-3  ✓ finished    0.01235    0.01301     5    1m03s  0.01235  adam                        0.9          64  cosine                        0.1       6',
+        '2  k3x9q-1  ✓ finished        0.5     0.5123     5      42s  1.2e-05  sgd                        0.85         128  linear-warmup-then-cosi…     0.25       6',
+        '3  k3x9q-5  ● running         0.2       0.25     2     3.5s      0.1  adam                       0.95          64  cosine                        0.0       6',
+        '4  k3x9q-4  ■ stopped   1.235e+04  1.235e+04     0    2h00m      1.0  sgd                         0.8         128  cosine                        0.5       6',
+        '   k3x9q-2  ✗ failed            -          -     -     1.2s   0.0003  adam                        0.9          64  cosine                        0.3       6',
+        '   k3x9q-6  ○ pending           -          -     -        -    0.003  sgd                        0.99          64  cosine                        0.2       6',
       ),
     );
   });
@@ -248,14 +253,15 @@ describe('renderLeaderboard', () => {
       lines(
         'sweep k3x9q "quadratic" · random · running · 2 agents',
         'metric val_loss (minimize) · best 0.01235 (trial 3)',
+        'best so far ██▁▁▁▁  0.5 → 0.01235',
         '6/12 trials [███▒▒░░░░░]',
         'running 1 · pending 1 · finished 2 · failed 1 · stopped 1',
         '',
-        '#  trial  state        best     last  step  runtime       lr  …izer.name  …beta1',
-        '1      3  finished  0.01235  0.01301     5    1m03s  0.01235  adam           0.9',
-        '2      1  finished      0.5   0.5123     5      42s  1.2e-05  sgd           0.85',
+        '#  trial  state          best     last  step  runtime       lr  optimizer.name',
+        '1      3  ✓ finished  0.01235  0.01301     5    1m03s  0.01235  adam',
+        '2      1  ✓ finished      0.5   0.5123     5      42s  1.2e-05  sgd',
         '… 4 more',
-        '+4 params: batch_size, scheduler, dropout, epochs',
+        '+5 params: optimizer.beta1, batch_size, scheduler, dropout, epochs',
       ),
     );
   });
@@ -273,10 +279,10 @@ describe('renderLeaderboard', () => {
         '2 trials · finished 1 · failed 1',
         'finished: grid exhausted',
         '',
-        '#  trial  state        best     last  step  runtime       lr  …izer.name  …beta1',
-        '1      3  finished  0.01235  0.01301     5    1m03s  0.01235  adam           0.9',
-        '       2  failed          -        -     -     1.2s   0.0003  adam           0.9',
-        '+4 params: batch_size, scheduler, dropout, epochs',
+        '#  trial  state          best     last  step  runtime       lr  optimizer.name',
+        '1      3  ✓ finished  0.01235  0.01301     5    1m03s  0.01235  adam',
+        '       2  ✗ failed          -        -     -     1.2s   0.0003  adam',
+        '+5 params: optimizer.beta1, batch_size, scheduler, dropout, epochs',
       ),
     );
   });
@@ -310,10 +316,38 @@ describe('renderLeaderboard', () => {
 
   it('colors states: red failed, yellow stopped, green finished, cyan running', () => {
     const colored = board(DETAIL, 80, { color: true });
-    expect(colored).toContain('\x1b[31mfailed\x1b[0m');
-    expect(colored).toContain('\x1b[33mstopped\x1b[0m');
-    expect(colored).toContain('\x1b[32mfinished\x1b[0m');
-    expect(colored).toContain('\x1b[36mrunning\x1b[0m');
+    expect(colored).toContain('\x1b[31m✗ failed\x1b[0m');
+    expect(colored).toContain('\x1b[33m■ stopped\x1b[0m');
+    expect(colored).toContain('\x1b[32m✓ finished\x1b[0m');
+    expect(colored).toContain('\x1b[36m● running\x1b[0m');
+    expect(colored).toContain('best so far \x1b[32m██▁▁▁▁\x1b[0m');
+  });
+
+  it('leaves the best-so-far line out when it would say nothing or not fit', () => {
+    expect(board(DETAIL, 30)).not.toContain('best so far');
+    const oneValue = { ...DETAIL, trials: [TRIALS[0], TRIALS[4]] };
+    expect(board(oneValue, 80)).not.toContain('best so far');
+  });
+});
+
+describe('best so far', () => {
+  const t = (number: number, bestValue?: number) => trial(number, { bestValue, params: '{}' });
+
+  it('follows creation order, keeping the best per the goal', () => {
+    const trials = [t(3, 0.2), t(1), t(2, 0.5), t(4, 0.7), t(5, 0.1)];
+    expect(bestSoFar(trials, 'minimize')).toEqual([undefined, 0.5, 0.2, 0.2, 0.1]);
+    expect(bestSoFar(trials, 'maximize')).toEqual([undefined, 0.5, 0.5, 0.7, 0.7]);
+  });
+
+  it('draws at most the cells asked, blank before the first value, each cell the value at its end', () => {
+    expect(sparkline([undefined, 8, 8, 4, 4, 0], 6)).toBe(' ██▅▅▁');
+    expect(sparkline([undefined, 8, 8, 4, 4, 0], 3)).toBe('█▅▁');
+    expect(sparkline([5, 5, 5], 10)).toBe('▁▁▁');
+  });
+
+  it('uses a log scale when the values span decades', () => {
+    // Linear, 1000 → 10 → 1 would be █▁▁; on a log scale 10 sits a third of the way up.
+    expect(sparkline([1000, 10, 1], 3)).toBe('█▃▁');
   });
 });
 
@@ -374,5 +408,27 @@ describe('renderSummary', () => {
         '  1 failed (trial 2): exit code 1: ValueError: lr must be positive',
       ),
     );
+  });
+});
+
+describe('GPU column', () => {
+  it('appears only when a trial ran on a GPU, with its latest utilisation', () => {
+    const base: ApiSweepDetail = {
+      sweep: {
+        id: 'g1', name: '', method: 'grid', state: 'running', configJson: '{"parameters":{}}', seed: 1, metricName: 'loss',
+        metricGoal: 'minimize', trialLimit: 0, trialCount: 2, stateCounts: { running: 2 }, bestTrialId: '', createdAt: 0,
+        finishedAt: 0, finishReason: '', activeAgents: 1,
+      },
+      trials: [
+        { id: 'g1-1', sweepId: 'g1', number: 1, state: 'running', paramsJson: '{}', agentId: 'a', createdAt: 0, startedAt: 0, endedAt: 0, lastStep: 0, points: 0, signal: '', reason: '', rank: 0, gpu: '0', gpuUtil: 87.4, gpuMemoryMb: 1000 },
+        { id: 'g1-2', sweepId: 'g1', number: 2, state: 'running', paramsJson: '{}', agentId: 'a', createdAt: 0, startedAt: 0, endedAt: 0, lastStep: 0, points: 0, signal: '', reason: '', rank: 0, gpu: '1' },
+      ],
+    };
+    const text = renderLeaderboard(base, { width: 120, color: false, now: 1000 });
+    expect(text).toMatch(/ gpu\s*$/m);
+    expect(text).toContain('0 87%');
+    expect(text).toMatch(/g1-2 .* 1\s*$/m);
+    const noGpu = { ...base, trials: base.trials.map((t) => ({ ...t, gpu: '', gpuUtil: undefined })) };
+    expect(renderLeaderboard(noGpu, { width: 120, color: false, now: 1000 })).not.toContain('gpu');
   });
 });

@@ -1,0 +1,376 @@
+/**
+ * The web dashboard: a small HTTP server beside the gRPC API, reading the same `SweepService`.
+ * It serves three pages (sweeps, a sweep, a trial) from `static/`, the chart library from
+ * node_modules, JSON endpoints, and one server-sent-event stream per watched sweep. Everything
+ * comes from the controller itself, so it works with no internet. It only reads: pausing and
+ * stopping stay with the CLI and the API.
+ *
+ *   GET /api/sweeps                              every sweep's summary
+ *   GET /api/sweeps/:id                          a snapshot: summary, parameter columns, all trials
+ *   GET /api/sweeps/:id/events                   SSE: `snapshot` once, then `delta`s (see feed.ts)
+ *   GET /api/sweeps/:id/trials/:tid              a trial: params, argv, history, output tails, curve
+ *   GET /api/sweeps/:id/curves?trials=a,b&points=N   metric-vs-step histories, thinned to ~N points
+ *   GET /api/sweeps/:id/importance               parameter importance (see importance.ts)
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
+import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { createRequire } from 'node:module';
+import { dirname, extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { constants as zlib, createGzip, gzipSync } from 'node:zlib';
+import { NotFoundError, SweeperError } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
+import type { SweepRecord } from '../state.js';
+import type { SweepService } from '../sweep-service.js';
+import { allowedHostsFor, cookieName, DashboardAuth } from './auth.js';
+import type { FeedStats } from './feed.js';
+import { SweepFeed } from './feed.js';
+import type { ImportanceResult } from './importance.js';
+import { IMPORTANCE_METHOD, parameterImportance } from './importance.js';
+import { columnsFor, curve, listSweeps, sweepSnapshot, trialDetail } from './views.js';
+
+export interface DashboardOptions {
+  service: SweepService;
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** When set, every request must carry it (see auth.ts). */
+  token?: string;
+  /** Serve HTTPS with this certificate chain and key (PEM), as the API does. */
+  tls?: { cert: Buffer; key: Buffer };
+  log: Logger;
+  /** Minimum time between two live updates of a sweep (default 250 ms, as WatchSweep). */
+  pushIntervalMs?: number;
+}
+
+export interface DashboardHandle {
+  /** `http://host:port/`. */
+  url: string;
+  port: number;
+  stats(): FeedStats & { feeds: number; clients: number };
+  stop(): Promise<void>;
+}
+
+/**
+ * The static files stay in the source folder (tsc does not copy them): beside this file when it
+ * runs from source (tests), three levels up and back down when it runs from dist/.
+ */
+const STATIC_DIR = [new URL('./static/', import.meta.url), new URL('../../../controller/dashboard/static/', import.meta.url)]
+  .map((u) => fileURLToPath(u))
+  .find((dir) => existsSync(join(dir, 'index.html')))!;
+const UPLOT_DIR = join(dirname(createRequire(import.meta.url).resolve('uplot/package.json')), 'dist');
+/** Files served under /static/vendor/: a fixed list, never a path into node_modules. */
+const VENDOR: Record<string, string> = {
+  'uPlot.iife.min.js': join(UPLOT_DIR, 'uPlot.iife.min.js'),
+  'uPlot.min.css': join(UPLOT_DIR, 'uPlot.min.css'),
+};
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+};
+const SECURITY_HEADERS = {
+  'X-Content-Type-Options': 'nosniff',
+  'Referrer-Policy': 'no-referrer',
+  'X-Frame-Options': 'DENY',
+  // uPlot sizes its elements through style properties, hence 'unsafe-inline' for styles only.
+  'Content-Security-Policy':
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+};
+const PING_MS = 15_000;
+
+/** A path the dashboard has nothing at. */
+class NoSuchPage extends SweeperError {
+  constructor(path: string) {
+    super(`nothing at ${path}`);
+  }
+}
+const CURVE_TRIALS_MAX = 50;
+/** What a live stream may have waiting to be sent before its page counts as gone. */
+const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
+
+interface Asset {
+  body: Buffer;
+  gzip: Buffer;
+  etag: string;
+  type: string;
+}
+
+export async function startDashboard(opts: DashboardOptions): Promise<DashboardHandle> {
+  const { service, log } = opts;
+  /** Set once the port is known, since the cookie's name carries it. */
+  let auth: DashboardAuth | undefined;
+  const interval = opts.pushIntervalMs ?? 250;
+  const stats: FeedStats = { deltas: 0, rows: 0, bytes: 0, buildMs: 0 };
+  const feeds = new Map<string, SweepFeed>();
+  const streams = new Set<ServerResponse>();
+  const assets = new Map<string, Promise<Asset>>();
+  const importanceCache = new Map<string, { key: string; result: ImportanceResult }>();
+
+  const asset = (file: string): Promise<Asset> => {
+    let a = assets.get(file);
+    if (!a) {
+      a = readFile(file).then((body) => ({
+        body,
+        gzip: gzipSync(body),
+        etag: `"${createHash('sha1').update(body).digest('base64url')}"`,
+        type: TYPES[extname(file)] ?? 'application/octet-stream',
+      }));
+      // A failed read is not remembered: the next request tries again.
+      a.catch(() => assets.delete(file));
+      assets.set(file, a);
+    }
+    return a;
+  };
+
+  const sendAsset = async (req: IncomingMessage, res: ServerResponse, file: string): Promise<void> => {
+    const a = await asset(file);
+    // Revalidated on every load: a controller upgrade must not leave old scripts in browsers.
+    const headers: Record<string, string> = { 'Content-Type': a.type, 'Cache-Control': 'no-cache', ETag: a.etag, Vary: 'Accept-Encoding' };
+    if (req.headers['if-none-match'] === a.etag) {
+      res.writeHead(304, headers).end();
+      return;
+    }
+    const gz = acceptsGzip(req);
+    if (gz) headers['Content-Encoding'] = 'gzip';
+    res.writeHead(200, headers).end(gz ? a.gzip : a.body);
+  };
+
+  const importance = (sweep: SweepRecord): ImportanceResult & { method: string; metric: string | null } => {
+    const metric = sweep.config.metric;
+    if (!metric) return { method: IMPORTANCE_METHOD, metric: null, trials: 0, params: [], note: 'the sweep has no metric' };
+    // Running trials' values are still moving: the estimate uses trials that have ended.
+    const ended = sweep.trials.filter((t) => t.state !== 'running' && t.state !== 'pending');
+    const key = `${ended.length}/${sweep.trials.length}`;
+    let cached = importanceCache.get(sweep.id);
+    if (!cached || cached.key !== key) {
+      const columns = columnsFor(sweep);
+      const searched = columns.columns.map((c, i) => ({ c, i })).filter(({ c }) => !c.constant);
+      const rows = [];
+      for (const t of ended) {
+        const value = service.metrics.best(t.id, metric.name, metric.goal);
+        if (value === null) continue;
+        const cells = columns.cells(t.params);
+        rows.push({ value, cells: searched.map(({ i }) => cells[i]) });
+      }
+      const result = parameterImportance(
+        searched.map(({ c }) => ({ name: c.name, kind: c.kind })),
+        rows,
+      );
+      cached = { key, result };
+      importanceCache.set(sweep.id, cached);
+    }
+    return { method: IMPORTANCE_METHOD, metric: metric.name, ...cached.result };
+  };
+
+  const openStream = (req: IncomingMessage, res: ServerResponse, sweep: SweepRecord): void => {
+    // The snapshot of a big sweep is megabytes of repetitive JSON, and deltas repeat the same
+    // keys: one gzip stream for the whole connection, flushed after every event, shrinks both.
+    const gz = acceptsGzip(req) ? createGzip({ level: 4, flush: zlib.Z_SYNC_FLUSH }) : undefined;
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache, no-transform',
+      Connection: 'keep-alive',
+      // Proxies that buffer would hold the stream back.
+      'X-Accel-Buffering': 'no',
+      ...(gz ? { 'Content-Encoding': 'gzip', Vary: 'Accept-Encoding' } : {}),
+    });
+    gz?.pipe(res);
+    const out = gz ?? res;
+    const send = (text: string) => {
+      // A page that stopped reading would make us buffer without end: cut it off instead. Its
+      // EventSource reconnects, and a fresh snapshot replaces everything it missed.
+      if (res.writableLength + (gz?.writableLength ?? 0) > MAX_BUFFERED_BYTES) {
+        log.warn('dropping a dashboard stream that is not reading', { sweep: sweep.id });
+        res.destroy();
+        return;
+      }
+      out.write(text);
+    };
+    const write = (event: string, data: string) => send(`event: ${event}\ndata: ${data}\n\n`);
+    send('retry: 2000\n\n');
+    write('snapshot', JSON.stringify(sweepSnapshot(service, sweep, Date.now())));
+    let feed = feeds.get(sweep.id);
+    if (!feed) {
+      feed = new SweepFeed(service, sweep, interval, stats, log);
+      feeds.set(sweep.id, feed);
+    }
+    feed.add(write);
+    streams.add(res);
+    const ping = setInterval(() => {
+      send(': ping\n\n');
+      feeds.get(sweep.id)?.touch();
+    }, PING_MS);
+    let closed = false;
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      clearInterval(ping);
+      gz?.destroy();
+      streams.delete(res);
+      const f = feeds.get(sweep.id);
+      if (f?.remove(write)) feeds.delete(sweep.id);
+    };
+    req.on('close', close);
+    res.on('close', close);
+    res.on('error', close);
+  };
+
+  const api = (req: IncomingMessage, res: ServerResponse, parts: string[], url: URL): void => {
+    // parts: ['api', 'sweeps', id?, sub?, tid?]
+    if (parts[1] !== 'sweeps') throw new NoSuchPage(url.pathname);
+    if (parts.length === 2) return sendJson(req, res, { sweeps: listSweeps(service) });
+    const sweep = service.getSweep(parts[2]);
+    if (parts.length === 3) return sendJson(req, res, sweepSnapshot(service, sweep, Date.now()));
+    const sub = parts[3];
+    if (sub === 'events' && parts.length === 4) return openStream(req, res, sweep);
+    if (sub === 'importance' && parts.length === 4) return sendJson(req, res, importance(sweep));
+    if (sub === 'curves' && parts.length === 4) {
+      const metric = url.searchParams.get('metric') || sweep.config.metric?.name || '';
+      const points = clampInt(url.searchParams.get('points'), 10, 5000, 500);
+      const asked = (url.searchParams.get('trials') ?? '').split(',').filter(Boolean).slice(0, CURVE_TRIALS_MAX);
+      const ids = asked.length > 0 ? asked : service.leaderboard(sweep).slice(0, 10).map((v) => v.id);
+      const series = ids.flatMap((id) => {
+        const t = sweep.trials[trialIndex(sweep.id, id)];
+        return t?.id === id ? [curve(service, t, metric, points)] : [];
+      });
+      return sendJson(req, res, { metric, goal: sweep.config.metric?.goal ?? 'minimize', series });
+    }
+    if (sub === 'trials' && parts.length === 5) {
+      const trial = service.getTrial(parts[4]);
+      if (trial.sweepId !== sweep.id) throw new NotFoundError('trial', parts[4]);
+      return sendJson(req, res, trialDetail(service, trial, Date.now()));
+    }
+    throw new NoSuchPage(url.pathname);
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain' }).end('the dashboard only reads\n');
+      return;
+    }
+    const url = new URL(req.url ?? '/', 'http://dashboard');
+    const parts = url.pathname.split('/').filter(Boolean).map(safeDecode);
+    const isApi = parts[0] === 'api';
+
+    if (!auth) {
+      res.writeHead(503, { 'Retry-After': '1' }).end();
+      return;
+    }
+    const outcome = auth.check(req, url);
+    if (outcome.kind === 'denied') {
+      if (isApi) sendJson(req, res, { error: outcome.message }, outcome.status);
+      else res.writeHead(outcome.status, { 'Content-Type': 'text/plain; charset=utf-8' }).end(outcome.message + '\n');
+      return;
+    }
+    if (outcome.kind === 'login' && !isApi) {
+      res.writeHead(303, { 'Set-Cookie': outcome.cookie, Location: outcome.location, 'Cache-Control': 'no-store' }).end();
+      return;
+    }
+
+    if (isApi) return api(req, res, parts, url);
+    if (parts[0] === 'static') {
+      if (parts[1] === 'vendor' && parts.length === 3 && VENDOR[parts[2]]) return sendAsset(req, res, VENDOR[parts[2]]);
+      // Plain names only: no folders, no dot files, so nothing outside static/ can be named.
+      if (parts.length === 2 && /^[a-z0-9-]+\.(js|css|svg)$/.test(parts[1])) return sendAsset(req, res, join(STATIC_DIR, parts[1]));
+      throw new NoSuchPage(url.pathname);
+    }
+    // Every page is the same shell; static/app.js routes on the path.
+    const page =
+      parts.length === 0 ||
+      (parts[0] === 'sweeps' && parts.length === 2) ||
+      (parts[0] === 'sweeps' && parts[2] === 'trials' && parts.length === 4);
+    if (page) return sendAsset(req, res, join(STATIC_DIR, 'index.html'));
+    if (parts.length === 1 && parts[0] === 'favicon.ico') return sendAsset(req, res, join(STATIC_DIR, 'favicon.svg'));
+    throw new NoSuchPage(url.pathname);
+  };
+
+  const listener: RequestListener = (req, res) => {
+    handle(req, res).catch((err) => {
+      const notFound = err instanceof NotFoundError || err instanceof NoSuchPage;
+      if (!notFound) log.warn('dashboard request failed', { url: req.url, error: err instanceof Error ? err.message : String(err) });
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      const status = notFound ? 404 : 500;
+      const message = notFound ? err.message : 'internal error';
+      if ((req.url ?? '').startsWith('/api/')) sendJson(req, res, { error: message }, status);
+      else res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8' }).end(message + '\n');
+    });
+  };
+  const server: Server = opts.tls ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, listener) : createServer(listener);
+  // An SSE stream is one long request: keep-alive timeouts must not cut it.
+  server.requestTimeout = 0;
+
+  const port = await new Promise<number>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', reject);
+      resolve((server.address() as { port: number }).port);
+    });
+  });
+  auth = new DashboardAuth(opts.token, allowedHostsFor(opts.host), cookieName(port), Boolean(opts.tls));
+  const hostPart = opts.host.includes(':') ? `[${opts.host}]` : opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host;
+  const url = `${opts.tls ? 'https' : 'http'}://${hostPart}:${port}/`;
+  log.info('dashboard listening', { url });
+
+  let stopped = false;
+  return {
+    url,
+    port,
+    stats: () => ({ ...stats, feeds: feeds.size, clients: streams.size }),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      for (const f of feeds.values()) f.close();
+      feeds.clear();
+      for (const s of streams) s.end();
+      streams.clear();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+function sendJson(req: IncomingMessage, res: ServerResponse, body: unknown, status = 200): void {
+  const text = JSON.stringify(body);
+  const headers: Record<string, string> = { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', Vary: 'Accept-Encoding' };
+  // A 10,000-trial snapshot is megabytes of repetitive JSON: worth a few milliseconds of gzip.
+  if (text.length > 2048 && acceptsGzip(req)) {
+    headers['Content-Encoding'] = 'gzip';
+    res.writeHead(status, headers).end(req.method === 'HEAD' ? undefined : gzipSync(text, { level: 4 }));
+    return;
+  }
+  res.writeHead(status, headers).end(req.method === 'HEAD' ? undefined : text);
+}
+
+/** Trial ids are `<sweep>-<n>` and a sweep's trials are in number order. */
+function trialIndex(sweepId: string, trialId: string): number {
+  return trialId.startsWith(`${sweepId}-`) ? Number(trialId.slice(sweepId.length + 1)) - 1 : -1;
+}
+
+function acceptsGzip(req: IncomingMessage): boolean {
+  return /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
+}
+
+function clampInt(text: string | null, min: number, max: number, fallback: number): number {
+  const n = Number(text);
+  return text !== null && Number.isInteger(n) ? Math.min(max, Math.max(min, n)) : fallback;
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
