@@ -16,7 +16,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +24,7 @@ import { SweeperClient } from '../common/api-client.js';
 import type { ApiSweepDetail } from '../common/api-types.js';
 import { createLogger, silentLogger } from '../common/log.js';
 import { ensureNatsServer, startNatsServer, type NatsServerHandle } from '../common/nats-server.js';
+import { freePort } from '../common/net.js';
 
 const args = new Map<string, number>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i].replace(/^--/, ''), Number(process.argv[i + 1]));
@@ -38,16 +38,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const CLI = fileURLToPath(new URL('../cli/run.js', import.meta.url));
 const FIXTURES = fileURLToPath(new URL('../../bench/fixtures/', import.meta.url));
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function exited(p: ChildProcess): Promise<void> {
   return p.exitCode !== null || p.signalCode !== null ? Promise.resolve() : new Promise((r) => p.once('exit', () => r()));

@@ -15,7 +15,6 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +24,7 @@ import { SweeperClient } from '../common/api-client.js';
 import { createLogger, silentLogger } from '../common/log.js';
 import { connectNats, ensureStream } from '../common/nats-connect.js';
 import { ensureNatsServer, startNatsServer } from '../common/nats-server.js';
+import { freePort } from '../common/net.js';
 
 const args = new Map<string, number>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i].replace(/^--/, ''), Number(process.argv[i + 1]));
@@ -38,16 +38,6 @@ const BASELINE_POINTS = 20_000;
 const say = (s: string) => process.stderr.write(`bench: ${s}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function main(): Promise<void> {
   await ensureNatsServer({ install: true, log: createLogger('bench') });

@@ -4,7 +4,6 @@
  * timeouts are shortened so the suite stays quick.
  */
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +15,7 @@ import { startController } from '../../controller/controller.js';
 import { collect, spawnCli } from '../fixtures/cli.js';
 import type { TestNats } from '../fixtures/nats.js';
 import { startTestNats } from '../fixtures/nats.js';
+import { freePort } from '../../common/net.js';
 
 const SWEEPS = new URL('../fixtures/sweeps/', import.meta.url).pathname;
 const pidDir = mkdtempSync(join(tmpdir(), 'sweeper-pids-'));
@@ -29,16 +29,6 @@ afterAll(async () => {
   rmSync(pidDir, { recursive: true, force: true });
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -8,38 +8,25 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SweeperClient } from '../../common/api-client.js';
+import type { SweeperClient } from '../../common/api-client.js';
 import type { ApiSweepDetail } from '../../common/api-types.js';
-import { createLogger } from '../../common/log.js';
-import type { NatsServerHandle } from '../../common/nats-server.js';
 import type { ControllerHandle } from '../../controller/controller.js';
-import { startController } from '../../controller/controller.js';
 import { collect, spawnCli } from '../fixtures/cli.js';
-import { startTestNats } from '../fixtures/nats.js';
+import { SWEEPS, startStack, waitSettled, type TestStack } from '../fixtures/stack.js';
 
-const SWEEPS = new URL('../fixtures/sweeps/', import.meta.url).pathname;
-
-let nats: NatsServerHandle;
+let stack: TestStack;
 let controller: ControllerHandle;
 let client: SweeperClient;
 let pidDir: string;
 
 beforeAll(async () => {
   pidDir = mkdtempSync(join(tmpdir(), 'sweeper-stop-pids-'));
-  nats = await startTestNats();
-  controller = await startController({
-    host: '127.0.0.1',
-    port: 0,
-    natsUrl: nats.url,
-    log: createLogger('test-controller', () => {}),
-  });
-  client = new SweeperClient(controller.address);
+  stack = await startStack();
+  ({ controller, client } = stack);
 });
 
 afterAll(async () => {
-  client?.close();
-  await controller?.stop();
-  await nats?.stop();
+  await stack?.stop();
   if (pidDir) rmSync(pidDir, { recursive: true, force: true });
 });
 
@@ -53,15 +40,7 @@ function agent(sweepId: string) {
   );
 }
 
-async function settled(sweepId: string, timeoutMs = 60_000): Promise<ApiSweepDetail> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const d = await client.getSweep(sweepId);
-    if ((d.sweep.state === 'finished' || d.sweep.state === 'stopped') && !d.trials.some((t) => t.state === 'running')) return d;
-    if (Date.now() > deadline) throw new Error(`sweep ${sweepId} did not settle: ${JSON.stringify(d.sweep)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const settled = (sweepId: string, timeoutMs?: number): Promise<ApiSweepDetail> => waitSettled(client, sweepId, timeoutMs);
 
 function processGone(trialId: string): boolean {
   const pid = Number(readFileSync(join(pidDir, `${trialId}.pid`), 'utf8'));

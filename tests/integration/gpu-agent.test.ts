@@ -5,40 +5,25 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SweeperClient } from '../../common/api-client.js';
-import type { ApiSweepDetail } from '../../common/api-types.js';
-import { createLogger } from '../../common/log.js';
-import type { NatsServerHandle } from '../../common/nats-server.js';
+import type { SweeperClient } from '../../common/api-client.js';
 import type { ControllerHandle } from '../../controller/controller.js';
-import { startController } from '../../controller/controller.js';
 import { collect, spawnCli } from '../fixtures/cli.js';
-import { startTestNats } from '../fixtures/nats.js';
+import { SWEEPS, startStack, waitSettled, type TestStack } from '../fixtures/stack.js';
 
-const SWEEPS = new URL('../fixtures/sweeps/', import.meta.url).pathname;
 const FAKE_BIN = fileURLToPath(new URL('../fixtures/bin', import.meta.url));
-let nats: NatsServerHandle;
+let stack: TestStack;
 let controller: ControllerHandle;
 let client: SweeperClient;
 
 beforeAll(async () => {
-  nats = await startTestNats();
-  controller = await startController({ host: '127.0.0.1', port: 0, natsUrl: nats.url, log: createLogger('test', () => {}) });
-  client = new SweeperClient(controller.address);
+  stack = await startStack();
+  ({ controller, client } = stack);
 });
 afterAll(async () => {
-  client?.close();
-  await controller?.stop();
-  await nats?.stop();
+  await stack?.stop();
 });
 
-async function settled(id: string): Promise<ApiSweepDetail> {
-  for (let i = 0; i < 600; i++) {
-    const d = await client.getSweep(id);
-    if (['finished', 'stopped'].includes(d.sweep.state) && !d.trials.some((t) => t.state === 'running')) return d;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('sweep did not settle');
-}
+const settled = (id: string) => waitSettled(client, id);
 
 describe('an agent with --gpus all on a 2-GPU host', () => {
   it('runs two trials at once, one per GPU, reuses freed slots, and records GPU metrics', async () => {

@@ -4,7 +4,6 @@
  * carry on. Real nats-server, real gRPC, real agent processes.
  */
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SweeperClient } from '../../common/api-client.js';
 import { createLogger } from '../../common/log.js';
@@ -13,6 +12,7 @@ import type { ControllerHandle } from '../../controller/controller.js';
 import { startController } from '../../controller/controller.js';
 import { collect, spawnCli } from '../fixtures/cli.js';
 import { startTestNats } from '../fixtures/nats.js';
+import { freePort } from '../../common/net.js';
 
 const SWEEPS = new URL('../fixtures/sweeps/', import.meta.url).pathname;
 let nats: NatsServerHandle;
@@ -24,16 +24,6 @@ afterAll(async () => {
   await nats?.stop();
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 const start = (port: number) =>
   startController({ host: '127.0.0.1', port, natsUrl: nats.url, log: createLogger('test', () => {}) });

@@ -5,37 +5,23 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SweeperClient } from '../../common/api-client.js';
-import type { ApiSweepDetail } from '../../common/api-types.js';
-import { createLogger } from '../../common/log.js';
-import type { NatsServerHandle } from '../../common/nats-server.js';
+import type { SweeperClient } from '../../common/api-client.js';
 import { parseTypedJson } from '../../common/values.js';
 import type { ControllerHandle } from '../../controller/controller.js';
-import { startController } from '../../controller/controller.js';
 import { collect, runCli, spawnCli } from '../fixtures/cli.js';
-import { startTestNats } from '../fixtures/nats.js';
+import { SWEEPS, startStack, waitSettled, type TestStack } from '../fixtures/stack.js';
 
-const SWEEPS = new URL('../fixtures/sweeps/', import.meta.url).pathname;
-
-let nats: NatsServerHandle;
+let stack: TestStack;
 let controller: ControllerHandle;
 let client: SweeperClient;
 
 beforeAll(async () => {
-  nats = await startTestNats();
-  controller = await startController({
-    host: '127.0.0.1',
-    port: 0,
-    natsUrl: nats.url,
-    log: createLogger('test-controller', () => {}),
-  });
-  client = new SweeperClient(controller.address);
+  stack = await startStack();
+  ({ controller, client } = stack);
 });
 
 afterAll(async () => {
-  client?.close();
-  await controller?.stop();
-  await nats?.stop();
+  await stack?.stop();
 });
 
 async function createSweep(file: string): Promise<string> {
@@ -47,16 +33,7 @@ function agent(sweepId: string, extra: string[] = []) {
   return spawnCli(['agent', sweepId, '--controller', controller.address, ...extra], { cwd: SWEEPS });
 }
 
-async function settled(sweepId: string, timeoutMs = 60_000): Promise<ApiSweepDetail> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const d = await client.getSweep(sweepId);
-    const running = d.trials.some((t) => t.state === 'running');
-    if ((d.sweep.state === 'finished' || d.sweep.state === 'stopped') && !running) return d;
-    if (Date.now() > deadline) throw new Error(`sweep ${sweepId} did not settle: ${JSON.stringify(d.sweep)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const settled = (sweepId: string, timeoutMs?: number) => waitSettled(client, sweepId, timeoutMs);
 
 const paramsOf = (t: { paramsJson: string }) => parseTypedJson(t.paramsJson) as Record<string, unknown>;
 
