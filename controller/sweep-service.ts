@@ -127,6 +127,7 @@ interface AgentInfo {
 }
 
 const DEFAULT_COMMAND = ['${env}', '${interpreter}', '${program}', '${args}'];
+const TARGET_REASON = 'metric.target reached';
 /** Limits on what one sweep may ask of the controller. */
 const MAX_CONFIG_CHARS = 1024 * 1024;
 const MAX_PARAMETERS = 1000;
@@ -141,6 +142,8 @@ export class SweepService {
   private readonly stopMonitors = new Map<string, StopMonitor | null>();
   /** Sweeps whose strategy said the space is used up (recomputed after a restart on demand). */
   private readonly exhausted = new Set<string>();
+  /** Sweeps where a trial reached `metric.target` (recomputed from metrics after a restart). */
+  private readonly targetReached = new Set<string>();
   private readonly agents = new Map<string, AgentInfo>();
   /** Per agent: trial id → why and how to stop it, until the trial ends. */
   private readonly stopOrders = new Map<string, Map<string, { reason: string; graceMs: number }>>();
@@ -346,6 +349,10 @@ export class SweepService {
       if (held.length >= (agent?.slots ?? 1)) return { kind: 'trial', trial: held[0], command, program };
 
       if (isSweepOver(sweep.state)) return { kind: 'done', reason: `sweep ${sweep.state}` };
+      if (this.targetReached.has(sweep.id)) {
+        await this.finishIfIdle(sweep, TARGET_REASON);
+        return { kind: 'done', reason: TARGET_REASON };
+      }
       if (sweep.state === 'paused') return { kind: 'retry', afterMs: 2000 };
 
       const strategy = this.strategyFor(sweep);
@@ -452,6 +459,7 @@ export class SweepService {
       const sweep = this.requireSweep(trial.sweepId);
       const strategy = this.strategyFor(sweep);
       const limit = trialLimit(sweep, strategy);
+      if (this.targetReached.has(sweep.id)) return this.finishIfIdle(sweep, TARGET_REASON);
       // A crash leaves work to redo (its retry), so it never finishes the sweep by itself.
       if (state === 'crashed' && this.crashedToRetry(sweep)) return;
       if (this.exhausted.has(sweep.id) || (limit !== undefined && countedTrials(sweep) >= limit)) {
@@ -474,11 +482,32 @@ export class SweepService {
         this.orderStop(target, d.reason);
       }
     }
+    if (trial) this.checkTarget(trial);
     // Lag is measured on points captured since this controller started: replayed history would
     // swamp it with old timestamps.
     const now = Date.now();
     for (const p of batch.points) if (p.t >= this.liveSince) this.ingestLag.record(now - p.t);
     this.emitChange(batch.sweepId);
+  }
+
+  /**
+   * `metric.target`, as W&B defines it: once any trial's best value reaches it, no new trial is
+   * started and the sweep finishes when the running ones end. Replayed metrics find it again
+   * after a restart.
+   */
+  private checkTarget(trial: TrialRecord): void {
+    const sweep = this.state.sweeps.get(trial.sweepId);
+    const metric = sweep?.config.metric;
+    if (!sweep || metric?.target === undefined || this.targetReached.has(sweep.id)) return;
+    const best = this.metrics.best(trial.id, metric.name, metric.goal);
+    if (best === null) return;
+    if (metric.goal === 'maximize' ? best >= metric.target : best <= metric.target) {
+      this.targetReached.add(sweep.id);
+      this.log.info('metric target reached', { sweep: sweep.id, trial: trial.id, value: best, target: metric.target });
+      void this.withLock(sweep.id, () => this.finishIfIdle(sweep, TARGET_REASON)).catch((err) =>
+        this.log.warn('could not finish the sweep', { sweep: sweep.id, error: String(err) }),
+      );
+    }
   }
 
   counts(): { sweeps: number; trials: number } {

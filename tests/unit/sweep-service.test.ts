@@ -136,6 +136,19 @@ describe('SweepService', () => {
     expect(service.isSettled(sweep)).toBe(true);
   });
 
+  it('finishes once a trial reaches metric.target, letting running trials end', async () => {
+    const { service } = setup();
+    const sweep = await service.createSweep('method: random\nmetric: {name: loss, target: 0.5}\nparameters:\n  x: {min: 0.0, max: 1.0}\n');
+    const t1 = await ask(service, 'a1', sweep.id);
+    const t2 = await ask(service, 'a2', sweep.id);
+    service.onMetrics({ sweepId: sweep.id, trialId: t1.id, seq: 1, points: [{ step: 1, t: 0, values: { loss: 0.7 } }] });
+    expect((await service.requestTrial('a3', sweep.id)).kind).toBe('trial');
+    service.onMetrics({ sweepId: sweep.id, trialId: t2.id, seq: 1, points: [{ step: 1, t: 0, values: { loss: 0.45 } }] });
+    expect(await service.requestTrial('a4', sweep.id)).toEqual({ kind: 'done', reason: 'metric.target reached' });
+    for (const t of sweep.trials.filter((x) => x.state === 'running')) await service.completeTrial(done(t.agentId, t.id));
+    expect(sweep).toMatchObject({ state: 'finished', finishReason: 'metric.target reached' });
+  });
+
   it('refuses configs with too many parameters', async () => {
     const { service } = setup();
     const params = Array.from({ length: 1001 }, (_, i) => `  p${i}: {value: 1}`).join('\n');
