@@ -26,7 +26,7 @@ export const DISTRIBUTIONS = [
 ] as const;
 export type Distribution = (typeof DISTRIBUTIONS)[number];
 
-export const METHODS = ['grid', 'random', 'bayes'] as const;
+export const METHODS = ['grid', 'random', 'bayes', 'tpe'] as const;
 export type Method = (typeof METHODS)[number];
 
 /**
@@ -69,6 +69,10 @@ export interface MetricSpec {
   name: string;
   goal: 'minimize' | 'maximize';
   target?: number;
+  /** bayes/tpe: the value given to failed trials (W&B's, default 'worst'; a number is a Sweeper extension). */
+  impute?: 'worst' | 'best' | 'latest' | number;
+  /** bayes/tpe: whether running trials' values so far are used (W&B's, default 'false'). */
+  impute_while_running?: 'false' | 'worst' | 'best' | 'latest';
 }
 
 /** `early_terminate` is validated structurally here; the stopping rules interpret it. */

@@ -4,8 +4,10 @@
  */
 import { UsageError } from '../../common/errors.js';
 import type { SweepConfig } from '../config/types.js';
+import { createBayesStrategy } from './bayes.js';
 import { createGridStrategy } from './grid.js';
 import { createRandomStrategy } from './random.js';
+import { createTpeStrategy } from './tpe.js';
 import type { Strategy, StrategyOptions } from './types.js';
 
 export function createStrategy(config: SweepConfig, options: StrategyOptions): Strategy {
@@ -15,7 +17,9 @@ export function createStrategy(config: SweepConfig, options: StrategyOptions): S
     case 'random':
       return createRandomStrategy(config, options);
     case 'bayes':
-      throw new UsageError("method 'bayes' is not supported yet; use grid or random");
+      return createBayesStrategy(config, options);
+    case 'tpe':
+      return createTpeStrategy(config, options);
     default: {
       const unknown: never = config.method;
       throw new UsageError(`unknown method '${String(unknown)}'`);
@@ -27,6 +31,8 @@ export type * from './types.js';
 export { ppf, sample, roundHalfEven, type Uniform01 } from './distributions.js';
 export { createGridStrategy, validateGridConfig, GridConfigError, gridKey, arange } from './grid.js';
 export { createRandomStrategy } from './random.js';
+export { createBayesStrategy, initialDesignSize } from './bayes.js';
+export { createTpeStrategy } from './tpe.js';
 export {
   leafEntries,
   nestParams,
