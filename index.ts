@@ -12,6 +12,8 @@ export type { Strategy, Suggestion, TrialObservation, TrialState } from './contr
 export { nextRun } from './controller/next-run.js';
 export { stopRuns, stopDecisions, createStoppingRule, type RunForStopping, type StopDecision, type StoppingRule, type StoppingConfig } from './controller/stopping/index.js';
 export type { RunSoFar } from './controller/next-run.js';
+export { createOptimizer, TellError } from './controller/ask-tell.js';
+export type { Optimizer, OptimizerOptions, AskedTrial, TellResult } from './controller/ask-tell.js';
 export { startController } from './controller/controller.js';
 export type { ControllerOptions, ControllerHandle } from './controller/controller.js';
 export { Agent } from './agent/agent.js';

@@ -8,6 +8,7 @@ import { runAgentCommand } from './commands/agent.js';
 import { runCreate, runLogs, runLs, runStats, runSweepControl } from './commands/client.js';
 import { runLocal } from './commands/local.js';
 import { runServer } from './commands/server.js';
+import { runSuggest } from './commands/suggest.js';
 import { runValidate } from './commands/validate.js';
 import { runWatch } from './commands/watch.js';
 import { addClientOptions } from './client-options.js';
@@ -64,6 +65,13 @@ export function buildProgram(): Command {
     .description('check a sweep config; exit 0 when valid (warnings on stderr), 2 with one problem per line when not')
     .argument('<file>', 'sweep config (YAML or JSON)')
     .action(async (file: string) => runValidate(file));
+
+  program
+    .command('suggest')
+    .description('drive a strategy without servers: results in and parameters out as JSON lines on stdin/stdout')
+    .requiredOption('--config <file>', 'sweep config (YAML or JSON)')
+    .option('--seed <n>', "seed (default: the config's seed, else 0)")
+    .action(async (o) => runSuggest(o));
 
   program
     .command('server')

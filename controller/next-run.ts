@@ -36,7 +36,7 @@ export function nextRun(config: SweepConfig | Record<string, unknown>, runs: rea
   return s.kind === 'params' ? s.params : null;
 }
 
-function isParsed(c: SweepConfig | Record<string, unknown>): c is SweepConfig {
+export function isParsed(c: SweepConfig | Record<string, unknown>): c is SweepConfig {
   const params = (c as SweepConfig).parameters;
   if (!params || typeof params !== 'object') return false;
   return Object.values(params).every((p) => p && typeof p === 'object' && 'kind' in p);

@@ -71,8 +71,8 @@ const text = (what = 'a string') => expected<string>(what, (v) => typeof v === '
 
 function methodMessage(v: unknown): string {
   const use = 'use grid, random, bayes or tpe';
-  if (v === undefined) return `required (${SUPPORTED_METHODS.join(', ')})`;
-  if (typeof v !== 'string') return `expected one of ${SUPPORTED_METHODS.join(', ')}, got ${describe(v)}`;
+  if (v === undefined) return 'required (grid, random, bayes or tpe)';
+  if (typeof v !== 'string') return `expected 'grid', 'random', 'bayes' or 'tpe', got ${describe(v)}`;
   if (v === 'custom') return `method 'custom' is not supported by Sweeper; ${use}`;
   const hint = didYouMean(v, SUPPORTED_METHODS);
   return hint ? `unknown method '${v}'${hint}` : `unknown method '${v}'; ${use}`;

@@ -38,12 +38,12 @@ describe('sweeper validate', () => {
     expect((await runCli(['validate', join(tmp, 'nope.yaml')])).code).toBe(2);
   });
 
-  it('refuses bayes clearly until it is supported', async () => {
+  it('accepts a bayes config', async () => {
     const file = join(tmp, 'bayes.yaml');
     writeFileSync(file, 'method: bayes\nmetric: {name: loss}\nparameters:\n  lr: {min: 0.1, max: 1.0}\n');
     const r = await runCli(['validate', file]);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/method.*bayes.*not yet supported/);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('valid bayes sweep');
   });
 });
 

@@ -118,7 +118,6 @@ describe('hyperband.json: configs', () => {
     '10d_extra_key_no_runs': ['metric.goal', 'early_terminate.extra_key'],
     '10e_extra_key_with_runs': ['early_terminate.extra_key'],
     x04_goal_misspelt: ['metric.goal'],
-    '11_nan_running_run': ['method'],
   };
   it('has cases', () => expect(cases.length).toBeGreaterThan(0));
   for (const c of cases) {

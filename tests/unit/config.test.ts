@@ -235,7 +235,7 @@ describe('reporting every problem', () => {
 
   it('names missing required keys', () => {
     expect(issuesOf(() => parseConfig({}))).toEqual([
-      { path: 'method', message: 'required (grid or random)' },
+      { path: 'method', message: 'required (grid, random, bayes or tpe)' },
       { path: 'parameters', message: 'required: a mapping of parameter names to their specs' },
     ]);
     expect(issuesOf(() => parseConfig({ method: 'grid', metric: { goal: 'maximize' }, parameters: {} }))).toEqual([
@@ -257,7 +257,7 @@ describe('reporting every problem', () => {
         }),
       ),
     ).toEqual([
-      { path: 'method', message: "expected 'grid' or 'random', got 3" },
+      { path: 'method', message: "expected 'grid', 'random', 'bayes' or 'tpe', got 3" },
       { path: 'metric', message: 'expected a mapping with \'name\' and \'goal\', got "loss"' },
       { path: 'parameters', message: 'expected a mapping of parameter names to their specs, got a list' },
       { path: 'command[1]', message: 'expected a string, got 3' },
@@ -277,7 +277,7 @@ describe('reporting every problem', () => {
         }),
       ),
     ).toEqual([
-      { path: 'method', message: 'required (grid or random)' },
+      { path: 'method', message: 'required (grid, random, bayes or tpe)' },
       { path: 'methd', message: "unknown key (did you mean 'method'?)" },
       { path: 'metric.goal', message: "expected 'minimize' or 'maximize', got \"minimise\" (did you mean 'minimize'?)" },
       { path: 'metric.nmae', message: "unknown key (did you mean 'name'?)" },
@@ -295,17 +295,31 @@ describe('reporting every problem', () => {
   });
 });
 
-describe('method bayes', () => {
-  it('is refused, never run as random', () => {
-    const err = configError(() => parseConfigText('method: bayes\nmetric: {name: loss}\nparameters: {lr: {min: 0.0, max: 1.0}}\n'));
-    expect(err.issues).toEqual([{ path: 'method', message: "method 'bayes' is not yet supported by Sweeper; use grid or random" }]);
+describe('methods bayes and tpe', () => {
+  it('are accepted with a metric, and keep impute settings', () => {
+    const { config } = parseConfigText('method: bayes\nmetric: {name: loss, impute: best, impute_while_running: false}\nparameters: {lr: {min: 0.0, max: 1.0}}\n');
+    expect(config.method).toBe('bayes');
+    expect(config.metric).toEqual({ name: 'loss', goal: 'minimize', impute: 'best', impute_while_running: 'false' });
+    expect(parseConfigText('method: tpe\nmetric: {name: acc, goal: maximize, impute: -1}\nparameters: {lr: {min: 0.0, max: 1.0}}\n').config.metric).toEqual({
+      name: 'acc',
+      goal: 'maximize',
+      impute: -1,
+    });
   });
 
-  it('is refused alongside the other problems', () => {
+  it('need a metric, reported alongside the other problems', () => {
     expect(issuesOf(() => parseConfig({ method: 'bayes', parameters: { a: {} } }))).toEqual([
-      { path: 'method', message: "method 'bayes' is not yet supported by Sweeper; use grid or random" },
+      { path: 'metric', message: "required for method 'bayes' (it searches for the best value of the metric)" },
       { path: 'parameters.a', message: "cannot infer a distribution: give 'value', 'values', 'min' and 'max', 'distribution', or nested 'parameters'" },
     ]);
+  });
+
+  it('check impute values, and warn that latest reads the best value', () => {
+    expect(issuesOf(() => parseConfigText('method: bayes\nmetric: {name: loss, impute: average}\nparameters: {a: {min: 0, max: 1}}\n'))).toEqual([
+      { path: 'metric.impute', message: `expected 'worst', 'best', 'latest' or a number, got "average"` },
+    ]);
+    const { warnings } = parseConfigText('method: bayes\nmetric: {name: loss, impute: latest}\nparameters: {a: {min: 0, max: 1}}\n');
+    expect(warnings.map((w) => w.path)).toEqual(['metric.impute']);
   });
 });
 
