@@ -154,7 +154,15 @@ describe('the dashboard during a real sweep', () => {
     // ---- curves: the best trials by default; a stopped trial drawn as stopped when selected ----
     await page.waitForSelector('#curves .u-legend .u-series[data-trial]');
     await page.click(`tr[data-trial="${stopped[0]}"] td:nth-child(3)`);
-    await page.waitForSelector(`#curves .u-legend .u-series[data-trial="${stopped[0]}"][data-state="stopped"]`);
+    // The stopped trial may already be among the default curves: wait for the selection's redraw.
+    await page.waitForFunction(
+      (id) => {
+        const series = (globalThis as any).document.querySelectorAll('#curves .u-legend .u-series[data-trial]');
+        return series.length === 1 && series[0].getAttribute('data-trial') === id && series[0].getAttribute('data-state') === 'stopped';
+      },
+      stopped[0],
+      { timeout: 10_000 },
+    );
     expect(await page.locator('#curves .u-legend .u-series[data-trial]').count()).toBe(1);
     expect(await page.locator(`#curves .u-legend .u-series[data-trial="${stopped[0]}"]`).textContent()).toContain('(stopped)');
     await page.click('#leaderboard button:has-text("clear selection")');
