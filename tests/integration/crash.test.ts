@@ -219,25 +219,26 @@ describe('the controller killed mid-sweep (SIGKILL)', () => {
     let controller = await startController({ host: '127.0.0.1', port, natsUrl: nats.url, log });
     const client = new SweeperClient(`127.0.0.1:${port}`);
     try {
-      const sweep = await client.createSweep(readFileSync(`${SWEEPS}long.yaml`, 'utf8'), 'long.yaml');
-      const a = collect(agent(`127.0.0.1:${port}`, sweep.id, ['--grace', '30']));
+      // A program that ignores SIGTERM: only a kill ends it, and the agent's grace is 120 s, so
+      // a cancel that waited for the grace would run into this test's timeout.
+      const config = 'method: grid\nprogram: ../programs/ignore_term.js\nparameters:\n  x: {values: [1, 2]}\n';
+      const sweep = await client.createSweep(config, 'ignore-term.yaml');
+      const a = collect(agent(`127.0.0.1:${port}`, sweep.id, ['--grace', '120']));
       const t = await until('a running trial', async () => (await client.getSweep(sweep.id)).trials.find((x) => x.state === 'running'));
+      // Let the program start and set its SIGTERM handler.
+      await new Promise((r) => setTimeout(r, 1000));
       await client.pauseSweep(sweep.id);
       await controller.stop();
       controller = await startController({ host: '127.0.0.1', port, natsUrl: nats.url, log });
       expect((await client.getSweep(sweep.id)).sweep.state).toBe('paused');
-      const pid = await until('the trial to start', () => pidOf(t.id));
-      const before = Date.now();
       await client.cancelSweep(sweep.id);
       expect((await a).code).toBe(0);
-      // Killed at once, not after the agent's 30 s grace.
-      expect(alive(pid)).toBe(false);
-      expect(Date.now() - before).toBeLessThan(25_000);
       const d = await settled(client, sweep.id);
       expect(d.sweep.state).toBe('cancelled');
       const ended: ApiTrial = d.trials.find((x) => x.id === t.id)!;
-      expect(ended.state).toBe('stopped');
-      expect(ended.reason).toBe('sweep cancelled by user');
+      expect(ended).toMatchObject({ state: 'stopped', reason: 'sweep cancelled by user' });
+      // SIGKILL once the program ignores SIGTERM; SIGTERM only if it had not yet set its handler.
+      expect(['SIGKILL', 'SIGTERM']).toContain(ended.signal);
     } finally {
       client.close();
       await controller.stop();

@@ -175,7 +175,8 @@ describe('grid', () => {
     expect(arange(3, 3, 1)).toEqual([]);
   });
 
-  it('answers fast on a large grid with many trials', () => {
+  // Its speed (about 20 ms here) is measured by the strategies bench, not asserted: tests never time.
+  it('finds the next free point of a large grid with many trials run', () => {
     // 100,000 points; the first 10,000 already run, in shuffled order.
     const cfg = config({
       a: { values: Array.from({ length: 10 }, (_, i) => i) },
@@ -192,11 +193,7 @@ describe('grid', () => {
         trial(i, { a: 0, b: `b${Math.floor(j / 1000)}`, c: Math.floor(j / 100) % 10 / 10 + 0.05, d: j % 100 }),
       );
     }
-    s.suggest(trials);
-    const start = performance.now();
     const next = s.suggest(trials);
-    const elapsed = performance.now() - start;
     expect(next.kind === 'params' && stringifyTyped(next.params)).toBe('{"a":1,"b":"b0","c":0.05,"d":0}');
-    expect(elapsed).toBeLessThan(100);
   });
 });
