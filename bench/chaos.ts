@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import seedrandom from 'seedrandom';
-import { SweeperClient } from '../common/api-client.js';
+import { SweeperClient, waitForController } from '../common/api-client.js';
 import type { ApiSweepDetail } from '../common/api-types.js';
 import { createLogger, silentLogger } from '../common/log.js';
 import { ensureNatsServer, startNatsServer, type NatsServerHandle } from '../common/nats-server.js';
@@ -84,15 +84,7 @@ async function main(): Promise<void> {
   const agents: ChildProcess[] = [];
   const kills = { controller: 0, agent: 0, nats: 0 };
   try {
-    for (let i = 0; ; i++) {
-      try {
-        await client.listSweeps();
-        break;
-      } catch (err) {
-        if (i > 100) throw err;
-        await sleep(200);
-      }
-    }
+    await waitForController(client);
     const sweep = await client.createSweep(
       JSON.stringify({
         method: 'random',

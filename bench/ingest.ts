@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NatsConnection } from 'nats';
 import { MetricPublisher } from '../agent/publisher.js';
-import { SweeperClient } from '../common/api-client.js';
+import { SweeperClient, waitForController } from '../common/api-client.js';
 import { createLogger, silentLogger } from '../common/log.js';
 import { connectNats, ensureStream } from '../common/nats-connect.js';
 import { ensureNatsServer, startNatsServer } from '../common/nats-server.js';
@@ -54,15 +54,7 @@ async function main(): Promise<void> {
   const client = new SweeperClient(`127.0.0.1:${port}`);
   const conns: NatsConnection[] = [];
   try {
-    for (let i = 0; ; i++) {
-      try {
-        await client.listSweeps();
-        break;
-      } catch (err) {
-        if (i > 100) throw err;
-        await sleep(200);
-      }
-    }
+    await waitForController(client);
     const rows: Array<[string, string, string]> = [];
 
     // ---- 1. baseline: a message per point ------------------------------------------------------

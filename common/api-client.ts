@@ -158,6 +158,20 @@ export async function withRetry<T>(what: string, fn: () => Promise<T>, log: Logg
   }
 }
 
+/** Resolves once the controller answers, for scripts that have just started one. */
+export async function waitForController(client: SweeperClient, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await client.listSweeps();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await sleep(200);
+    }
+  }
+}
+
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
