@@ -333,7 +333,8 @@ function table(header: string[], rows: string[][]): string {
 const RULES: RuleRow[] = [
   { name: 'none', spec: null },
   { name: 'hyperband (min_iter 3, eta 3)', spec: { type: 'hyperband', min_iter: 3, eta: 3 } },
-  { name: 'asha (defaults)', spec: { type: 'asha' } },
+  { name: 'asha (defaults: fit trend)', spec: { type: 'asha' } },
+  { name: 'asha (fit last, the paper\'s)', spec: { type: 'asha', fit: 'last' } },
   { name: 'median (defaults)', spec: { type: 'median' } },
 ];
 
@@ -367,7 +368,9 @@ async function main(): Promise<void> {
 
   if (TUNE) {
     const grid: RuleRow[] = [];
-    for (const min_iter of [2, 3, 4, 5]) for (const eta of [2, 3, 4]) grid.push({ name: `asha min_iter ${min_iter} eta ${eta}`, spec: { type: 'asha', min_iter, eta } });
+    for (const fit of ['trend', 'last']) {
+      for (const min_iter of [2, 3, 4, 5]) for (const eta of [2, 3, 4]) grid.push({ name: `asha min_iter ${min_iter} eta ${eta} fit ${fit}`, spec: { type: 'asha', min_iter, eta, fit } });
+    }
     for (const warmup_steps of [2, 3, 5, 8, 12]) {
       for (const min_trials of [1, 5, 10]) grid.push({ name: `median warmup ${warmup_steps} min_trials ${min_trials}`, spec: { type: 'median', warmup_steps, min_trials } });
     }

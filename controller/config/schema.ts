@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { Float, isNumeric, toNumber } from '../../common/values.js';
 import { describe, didYouMean } from './errors.js';
 import type { ConfigIssue, Distribution } from './types.js';
-import { ASHA_DEFAULTS, MEDIAN_DEFAULTS } from '../stopping/types.js';
+import { ASHA_DEFAULTS, ASHA_FITS, MEDIAN_DEFAULTS } from '../stopping/types.js';
 
 export const TOP_LEVEL_KEYS = [
   'method',
@@ -36,7 +36,7 @@ export const SUPPORTED_METHODS = ['grid', 'random', 'bayes', 'tpe'] as const;
 export const IMPUTE_STRATEGIES = ['worst', 'best', 'latest'] as const;
 export const EARLY_TERMINATE_TYPES = ['hyperband', 'asha', 'median'] as const;
 export const HYPERBAND_KEYS = ['type', 'min_iter', 'max_iter', 's', 'eta', 'strict'] as const;
-export const ASHA_KEYS = ['type', 'min_iter', 'eta', 'max_iter'] as const;
+export const ASHA_KEYS = ['type', 'min_iter', 'eta', 'max_iter', 'fit'] as const;
 export const MEDIAN_KEYS = ['type', 'warmup_steps', 'min_trials'] as const;
 
 /** W&B's pattern for parameter names. */
@@ -171,6 +171,7 @@ export const ashaSchema = z.strictObject({
     .transform(toNumber)
     .default(ASHA_DEFAULTS.eta),
   max_iter: positiveInt.optional(),
+  fit: expected<(typeof ASHA_FITS)[number]>("'trend' or 'last'", (v) => (ASHA_FITS as readonly unknown[]).includes(v)).default(ASHA_DEFAULTS.fit),
 });
 
 export const medianSchema = z.strictObject({

@@ -69,8 +69,8 @@ export function stopRuns(config: StoppingConfig, runs: readonly RunForStopping[]
 }
 
 export type * from './types.js';
-export { STOPPING_TYPES, HYPERBAND_DEFAULTS, ASHA_DEFAULTS, MEDIAN_DEFAULTS } from './types.js';
+export { STOPPING_TYPES, HYPERBAND_DEFAULTS, ASHA_DEFAULTS, ASHA_FITS, MEDIAN_DEFAULTS } from './types.js';
 export { HyperbandRule, hyperbandBands } from './hyperband.js';
-export { AshaRule, ashaRungs } from './asha.js';
+export { AshaRule, ashaRungs, ashaFit } from './asha.js';
 export { MedianRule } from './median.js';
 export { StopMonitor, type SeriesView } from './monitor.js';

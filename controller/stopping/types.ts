@@ -16,11 +16,15 @@ export type StoppingType = (typeof STOPPING_TYPES)[number];
 /** W&B's defaults. */
 export const HYPERBAND_DEFAULTS = { eta: 3, strict: true } as const;
 
+/** What asha judges at a rung: the trend line through the values since the previous rung, or the last value. */
+export const ASHA_FITS = ['trend', 'last'] as const;
+export type AshaFit = (typeof ASHA_FITS)[number];
+
 /**
  * Chosen with `npm run bench:stopping`: as few steps as W&B's hyperband (min_iter 3, eta 3) with
- * more of the best configs allowed to finish.
+ * more of the best configs allowed to finish; the trend fit adds some at the same steps.
  */
-export const ASHA_DEFAULTS = { min_iter: 3, eta: 3 } as const;
+export const ASHA_DEFAULTS = { min_iter: 3, eta: 3, fit: 'trend' } as const;
 export const MEDIAN_DEFAULTS = { warmup_steps: 5, min_trials: 5 } as const;
 
 export interface HyperbandSpec {
@@ -39,6 +43,8 @@ export interface AshaSpec {
   eta?: number;
   /** Where trials end on their own: no rung at or past it. */
   max_iter?: number;
+  /** `trend` (default): the least-squares line since the previous rung, read at the rung; `last`: the value there. */
+  fit?: AshaFit;
 }
 
 export interface MedianSpec {

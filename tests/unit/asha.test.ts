@@ -87,6 +87,46 @@ describe('the top 1/eta continue', () => {
   });
 });
 
+describe('fit: the trend since the previous rung', () => {
+  it('judges the least-squares line through the values since the previous rung, read at the rung', () => {
+    // Rungs 3, 9, ...: a's 3, 2, 1 lie on a line that reads 1 at the rung.
+    const rule = new AshaRule(config({ min_iter: 3, eta: 3 }));
+    expect([3, 2, 1].flatMap((v) => rule.report('a', v))).toEqual([]);
+    // b: line through (0, 9), (1, 1), (2, 5): slope -2, mean 5, read at x=2: 3. [1, 3]: keep 1.
+    expect([9, 1, 5].flatMap((v) => rule.report('b', v))).toEqual([
+      { trialId: 'b', rule: 'asha', at: 3, value: 3, threshold: 1, reason: 'asha: trend value 3 > cutoff 1 at rung 3 (rank 2 of 2, top 1 continue)' },
+    ]);
+    // c: slope -1, mean 5/3, read at x=2: 2/3, the best of [2/3, 1, 3]: it continues.
+    expect([2.5, 2, 0.5].flatMap((v) => rule.report('c', v))).toEqual([]);
+    // With fit last, the same values are judged on the last one: b's 5.
+    const last = new AshaRule(config({ min_iter: 3, eta: 3, fit: 'last' }));
+    expect([3, 2, 1].flatMap((v) => last.report('a', v))).toEqual([]);
+    expect([9, 1, 5].flatMap((v) => last.report('b', v)).map((d) => [d.value, d.reason])).toEqual([
+      [5, 'asha: value 5 > cutoff 1 at rung 3 (rank 2 of 2, top 1 continue)'],
+    ]);
+  });
+
+  it('the window restarts at each rung; one or two values are the last value itself', () => {
+    const rule = new AshaRule(config({ min_iter: 2, eta: 2 })); // rungs 2, 4, 8, ...
+    expect([5, 4].flatMap((v) => rule.report('a', v))).toEqual([]); // rung 2: 4
+    expect([9, 6].flatMap((v) => rule.report('b', v)).map((d) => [d.at, d.value])).toEqual([[2, 6]]); // [4, 6]: keep 1
+    expect([1, 3].flatMap((v) => rule.report('a', v))).toEqual([]); // rung 4 on (1, 3) only: 3
+    // c: rung 2 on (2, 2): 2, the best; rung 4 on (4, 3.5) alone, not on all four values: 3.5 > 3.
+    expect([2, 2].flatMap((v) => rule.report('c', v))).toEqual([]);
+    expect([4, 3.5].flatMap((v) => rule.report('c', v)).map((d) => [d.at, d.value, d.threshold])).toEqual([[4, 3.5, 3]]);
+  });
+
+  it('maximize: the line is read on the logged values', () => {
+    const rule = new AshaRule(config({ min_iter: 3, eta: 2 }, 'maximize'));
+    expect([0.1, 0.5, 0.6].flatMap((v) => rule.report('a', v))).toEqual([]); // slope 0.25, mean 0.4: 0.65
+    expect([0.2, 0.5, 0.5].flatMap((v) => rule.report('b', v)).map((d) => d.value)).toEqual([0.55]); // slope 0.15, mean 0.4
+  });
+
+  it('refuses an unknown fit', () => {
+    expect(() => new AshaRule(config({ fit: 'mean' }))).toThrow("early_terminate.fit: expected 'trend' or 'last', got \"mean\"");
+  });
+});
+
 describe('config', () => {
   const base = { method: 'random', metric: { name: 'loss' }, parameters: { a: { min: 0.0, max: 1.0 } } };
   const issues = (early_terminate: unknown) => {
@@ -100,21 +140,24 @@ describe('config', () => {
   };
 
   it('fills the defaults', () => {
-    expect(parseConfig({ ...base, early_terminate: { type: 'asha' } }).config.early_terminate).toEqual({ type: 'asha', min_iter: 3, eta: 3 });
+    expect(parseConfig({ ...base, early_terminate: { type: 'asha' } }).config.early_terminate).toEqual({ type: 'asha', min_iter: 3, eta: 3, fit: 'trend' });
     expect(parseConfig({ ...base, early_terminate: { type: 'asha', min_iter: 1, eta: 4, max_iter: 64 } }).config.early_terminate).toEqual({
       type: 'asha',
       min_iter: 1,
       eta: 4,
       max_iter: 64,
+      fit: 'trend',
     });
+    expect(parseConfig({ ...base, early_terminate: { type: 'asha', fit: 'last' } }).config.early_terminate).toMatchObject({ fit: 'last' });
   });
 
   it('checks keys and values, naming asha\'s own keys', () => {
+    expect(issues({ type: 'asha', fit: 'mean' })).toEqual([{ path: 'early_terminate.fit', message: 'expected \'trend\' or \'last\', got "mean"' }]);
     expect(issues({ type: 'asha', min_iter: 0, eta: 1, max_itr: 9, strict: true })).toEqual([
       { path: 'early_terminate.min_iter', message: 'expected a positive integer, got 0' },
       { path: 'early_terminate.eta', message: 'expected a number greater than 1, got 1' },
       { path: 'early_terminate.max_itr', message: "unknown key (did you mean 'max_iter'?)" },
-      { path: 'early_terminate.strict', message: 'unknown key (expected one of: type, min_iter, eta, max_iter)' },
+      { path: 'early_terminate.strict', message: 'unknown key (expected one of: type, min_iter, eta, max_iter, fit)' },
     ]);
     expect(issues({ type: 'asha', min_iter: 9, max_iter: 9 })).toEqual([
       { path: 'early_terminate.max_iter', message: 'must be greater than min_iter (9): no rung lies below it' },
