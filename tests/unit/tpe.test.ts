@@ -1,9 +1,10 @@
 /** TPE: determinism, every distribution, nested parameters, parallel asks, better than random. */
 import { describe, expect, it } from 'vitest';
-import { stringifyTyped, type Params } from '../../common/values.js';
+import { stringifyTyped } from '../../common/values.js';
 import { createStrategy } from '../../controller/strategies/index.js';
-import { SearchSpace } from '../../controller/strategies/space.js';
 import {
+  expectDistinctNewBatch,
+  expectSoundOnEveryDistribution,
   askParallel,
   bestValue,
   everyDistribution,
@@ -25,26 +26,16 @@ describe('tpe', () => {
 
   it('handles every distribution, nested parameters and constants', () => {
     const config = everyDistribution('tpe');
-    const space = new SearchSpace(config.parameters);
-    const trials = runSequential(createStrategy(config, { seed: 1 }), 25, everyDistributionLoss);
-    for (const t of trials) {
-      expect(t.params.const).toBe('hello');
-      expect((t.params.opt as Params).momentum).toBe(0.9);
-      expect(t.params.catp).not.toBe('z');
-      expect(space.encode(t.params)).toBeDefined();
-    }
-    expect(new Set(trials.map((t) => space.keyOfParams(t.params))).size).toBe(trials.length);
+    expectSoundOnEveryDistribution(config, runSequential(createStrategy(config, { seed: 1 }), 25, everyDistributionLoss));
   });
 
   it('gives 8 agents asking at once 8 different points, none already run', () => {
     const q = quadratic('tpe');
-    const space = new SearchSpace(q.parameters);
     const strategy = createStrategy(q, { seed: 2 });
     const done = runSequential(strategy, 12, quadraticLoss);
     const batch = askParallel(strategy, done, 8);
-    const keys = batch.map((p) => space.keyOfParams(p));
-    expect(new Set(keys).size).toBe(8);
-    for (const p of batch) expect(done.some((t) => space.keyOfParams(t.params) === space.keyOfParams(p))).toBe(false);
+    expect(batch).toHaveLength(8);
+    expectDistinctNewBatch(q, done, batch);
   });
 
   it('finds a better point than random search on a simple function', () => {
