@@ -4,10 +4,11 @@
 # and the compiled CLI from .gpu-bundle/ (made by scripts/make-gpu-bundle.sh on any machine with
 # Node). Needs python3 with PyTorch, nvidia-smi, and at least one GPU.
 #
-#   bash scripts/gpu-check.sh [RUN_CAP]     (default 8 trials; the output is Markdown)
+#   bash scripts/gpu-check.sh [RUN_CAP] [PER_GPU]   (default 8 trials, 1 trial per GPU; Markdown out)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run_cap=${1:-8}
+per_gpu=${2:-1}
 bundle=.gpu-bundle
 work=$(mktemp -d "${TMPDIR:-/tmp}/sweeper-gpu-check.XXXXXX")
 sampler=""
@@ -48,10 +49,10 @@ sampler=$!
 
 sed "s/^run_cap: .*/run_cap: $run_cap/" examples/pytorch/sweep.yaml > examples/pytorch/.gpu-check.yaml
 echo
-echo "## Sweep: examples/pytorch, $run_cap trials, one agent with --gpus all"
+echo "## Sweep: examples/pytorch, $run_cap trials, one agent with --gpus all --per-gpu $per_gpu"
 echo
 echo '```'
-node dist/cli/run.js local examples/pytorch/.gpu-check.yaml --gpus all --data "$work/data" 2>&1 | tail -n 40
+node dist/cli/run.js local examples/pytorch/.gpu-check.yaml --gpus all --per-gpu "$per_gpu" --data "$work/data" 2>&1 | tail -n 40
 status=${PIPESTATUS[0]}
 echo '```'
 rm -f examples/pytorch/.gpu-check.yaml
