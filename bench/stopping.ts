@@ -11,6 +11,9 @@
  *    81 minus the best config's), how many of the 10 best configs ran to the end, over 10 seeds.
  * 2. Decision cost: µs per reported point with 200 trials running, and for comparison the cost
  *    of recomputing every trial's decision on each point (what W&B's stop_runs does).
+ *    Reference rows re-implement Optuna's median and successive-halving pruners on the same
+ *    curves; "vs frontier" is a rule's top-10 share above the line through the issue's two
+ *    reference points; the ceiling (bench/stopping-ceiling.ts) shows what the curves allow.
  * 3. Latency through the real stack (nats-server, controller, an agent as a child process):
  *    from a probe program printing a bad value to its process being gone. The probe's print
  *    precedes the publish by the agent's batching (≤ 250 ms), so this bounds publish → gone.
@@ -29,6 +32,9 @@ import { ensureNatsServer, startNatsServer } from '../common/nats-server.js';
 import type { EarlyTerminateSpec } from '../controller/config/types.js';
 import { startController } from '../controller/controller.js';
 import { createStoppingRule, stopRuns, type RunForStopping } from '../controller/stopping/index.js';
+import { curves, STEPS, TRIALS, type Curve } from './learning-curves.js';
+import { optunaMedian, optunaSuccessiveHalving, type SimRule } from './reference-pruners.js';
+import { bestWithin } from './stopping-ceiling.js';
 
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i++) {
@@ -40,60 +46,10 @@ for (let i = 2; i < process.argv.length; i++) {
 const SEEDS = Number(args.get('seeds') ?? 10);
 const SAMPLES = Number(args.get('samples') ?? 60);
 const TUNE = args.has('tune');
-const TRIALS = 200;
-const STEPS = 81;
 const WORKERS = 8;
 const TOP = 10;
 
 const say = (s: string) => process.stderr.write(`bench: ${s}\n`);
-
-// ---- simulated learning curves -------------------------------------------------------------
-
-/** mulberry32: small, fast and good enough to draw curves from. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function normal(u: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
-}
-
-interface Curve {
-  /** Observed (noisy) loss at steps 1..81. */
-  observed: Float64Array;
-  /** Noise-free loss at step 81: the config's true worth. */
-  truth: number;
-  /** Simulated time one step takes. */
-  stepTime: number;
-}
-
-function curves(seed: number): Curve[] {
-  const u = rng(seed * 7919 + 17);
-  const out: Curve[] = [];
-  for (let i = 0; i < TRIALS; i++) {
-    const final = 0.1 + 0.9 * u() ** 1.5;
-    const start = Math.max(final + 0.5, 2 + 0.3 * normal(u));
-    const exponential = u() < 0.5;
-    // Speed independent of quality: that is what makes curves cross. Its range is the one knob
-    // set against the issue's reference: W&B's hyperband (min_iter 3, eta 3) lets about 45% of
-    // the top-10 finish, as it did in the reference protocol.
-    const tau = exponential ? Math.exp(u() * Math.log(20)) : 0.5 + 4.5 * u();
-    const alpha = 0.7 + 0.8 * u();
-    const at = (t: number) => (exponential ? final + (start - final) * Math.exp(-t / tau) : final + (start - final) * (1 + t / tau) ** -alpha);
-    const noise = 0.03;
-    const observed = new Float64Array(STEPS);
-    for (let t = 1; t <= STEPS; t++) observed[t - 1] = at(t) + noise * normal(u);
-    out.push({ observed, truth: at(STEPS), stepTime: 0.5 + u() });
-  }
-  return out;
-}
 
 // ---- one simulated sweep -------------------------------------------------------------------
 
@@ -105,7 +61,7 @@ interface SimResult {
 }
 
 function simulate(row: RuleRow, cs: Curve[]): SimResult {
-  const rule = row.spec ? createStoppingRule({ metric: { name: 'loss', goal: 'minimize' }, early_terminate: row.spec }) : null;
+  const rule = simRule(row);
   const running: Array<{ i: number; step: number; nextAt: number }> = [];
   const ranToEnd = new Set<number>();
   let nextConfig = 0;
@@ -129,10 +85,9 @@ function simulate(row: RuleRow, cs: Curve[]): SimResult {
     let condemned: string[] = [];
     if (rule) {
       const t0 = process.hrtime.bigint();
-      const ds = rule.report(String(r.i), cs[r.i].observed[r.step - 1]);
+      condemned = rule.report(String(r.i), cs[r.i].observed[r.step - 1]);
       reportNs += process.hrtime.bigint() - t0;
       reports++;
-      condemned = ds.map((d) => d.trialId);
     }
     if (r.step === STEPS) {
       ranToEnd.add(r.i);
@@ -156,6 +111,23 @@ function simulate(row: RuleRow, cs: Curve[]): SimResult {
 interface RuleRow {
   name: string;
   spec: EarlyTerminateSpec | null;
+  /** A reference library's rule instead of Sweeper's (spec is then null). */
+  reference?: () => SimRule;
+}
+
+function simRule(row: RuleRow): SimRule | null {
+  if (row.reference) return row.reference();
+  if (!row.spec) return null;
+  const rule = createStoppingRule({ metric: { name: 'loss', goal: 'minimize' }, early_terminate: row.spec })!;
+  return { report: (id, value) => rule.report(id, value).map((d) => d.trialId), ended: (id, state) => rule.ended(id, state) };
+}
+
+/**
+ * The issue's frontier: the line through its two reference points, W&B's hyperband (0.13 of the
+ * steps, 45% of the top-10 finishing) and Optuna's median rule (0.24, 70%). Positive: above it.
+ */
+function aboveFrontier(steps: number, top: number): number {
+  return top - (0.45 + ((steps - 0.13) * (0.7 - 0.45)) / (0.24 - 0.13));
 }
 
 interface Summary {
@@ -333,24 +305,32 @@ function table(header: string[], rows: string[][]): string {
 const RULES: RuleRow[] = [
   { name: 'none', spec: null },
   { name: 'hyperband (min_iter 3, eta 3)', spec: { type: 'hyperband', min_iter: 3, eta: 3 } },
-  { name: 'asha (defaults: fit trend)', spec: { type: 'asha' } },
-  { name: 'asha (fit last, the paper\'s)', spec: { type: 'asha', fit: 'last' } },
-  { name: 'median (defaults)', spec: { type: 'median' } },
+  { name: 'asha (defaults: 3, 3, fit trend)', spec: { type: 'asha' } },
+  { name: "asha (fit last, the paper's)", spec: { type: 'asha', fit: 'last' } },
+  { name: 'asha (eta 2)', spec: { type: 'asha', eta: 2 } },
+  { name: 'asha (min_iter 4, eta 1.5)', spec: { type: 'asha', min_iter: 4, eta: 1.5 } },
+  { name: 'median (defaults: 5, 5)', spec: { type: 'median' } },
+  { name: 'median (warmup_steps 2, min_trials 1)', spec: { type: 'median', warmup_steps: 2, min_trials: 1 } },
+  { name: 'ref: Optuna MedianPruner', spec: null, reference: () => optunaMedian() },
+  { name: 'ref: Optuna SuccessiveHalvingPruner', spec: null, reference: () => optunaSuccessiveHalving() },
 ];
 
 async function main(): Promise<void> {
   say(`drawing ${SEEDS} seeds × ${TRIALS} curves × ${STEPS} steps`);
   const all = Array.from({ length: SEEDS }, (_, s) => curves(s + 1));
   const rows: string[][] = [];
+  let hyperbandSteps = NaN;
   for (const row of RULES) {
     say(`simulating ${row.name}`);
     const s = evaluate(row, all);
+    if (row.spec?.type === 'hyperband') hyperbandSteps = s.steps;
     const cost = row.spec ? decisionCost(row.spec, all[0]) : undefined;
     rows.push([
       row.name,
       s.steps.toFixed(3),
       `${s.regretMedian.toFixed(4)} / ${s.regretMean.toFixed(4)}`,
       `${(s.top * 100).toFixed(0)}%`,
+      row.spec || row.reference ? `${(aboveFrontier(s.steps, s.top) * 100).toFixed(0)} pts` : '-',
       cost ? cost.incremental.toFixed(2) : '-',
       cost ? (cost.recompute / 1000).toFixed(2) : '-',
     ]);
@@ -359,26 +339,41 @@ async function main(): Promise<void> {
     `\nSimulated sweeps: ${TRIALS} trials × ≤${STEPS} steps, ${WORKERS} async workers, ${SEEDS} seeds (same configs and noise for every rule)\n\n`,
   );
   process.stdout.write(
-    table(['rule', 'steps vs none', 'regret median / mean', 'top-10 finished', 'µs/point @200', 'recompute ms/point'], rows),
+    table(['rule', 'steps vs none', 'regret median / mean', 'top-10 finished', 'vs frontier', 'µs/point @200', 'recompute ms/point'], rows),
   );
   process.stdout.write('(recompute: the same decision recomputed over every trial on each point, as W&B does)\n');
   process.stdout.write(
-    'Reference protocol (issue #5): W&B hyperband 0.13 of the steps, 45% of the top-10; Optuna median 0.24, 70%; Optuna successive halving 0.07-0.14, 20-45%.\n',
+    'Reference protocol (issue #5): W&B hyperband 0.13 of the steps, 45% of the top-10; Optuna median 0.24, 70%; Optuna successive halving 0.07-0.14, 20-45%.\n' +
+      'vs frontier: top-10 finished minus the line through those two points (W&B hyperband, Optuna median) at the same steps; ref rows re-implement Optuna on these curves.\n',
+  );
+
+  say('ceiling: posterior means under the generator itself, synchronous cuts, schedule chosen in hindsight');
+  const budgets = [hyperbandSteps, 0.13, 0.24];
+  const bounds = bestWithin(all, budgets);
+  process.stdout.write(
+    '\nCeiling: a rule that knows the generator, cuts every trial at once and picks its schedule in hindsight (bench/stopping-ceiling.ts)\n\n',
+  );
+  process.stdout.write(
+    table(
+      ['steps at most', 'top-10 finished', 'steps used', 'schedule (step:trials kept)'],
+      bounds.map((b, i) => [budgets[i].toFixed(3), `${(b.top * 100).toFixed(0)}%`, b.steps.toFixed(3), b.schedule]),
+    ),
   );
 
   if (TUNE) {
     const grid: RuleRow[] = [];
     for (const fit of ['trend', 'last']) {
-      for (const min_iter of [2, 3, 4, 5]) for (const eta of [2, 3, 4]) grid.push({ name: `asha min_iter ${min_iter} eta ${eta} fit ${fit}`, spec: { type: 'asha', min_iter, eta, fit } });
+      for (const min_iter of [2, 3, 4, 5]) for (const eta of [1.5, 2, 3, 4]) grid.push({ name: `asha min_iter ${min_iter} eta ${eta} fit ${fit}`, spec: { type: 'asha', min_iter, eta, fit } });
     }
     for (const warmup_steps of [2, 3, 5, 8, 12]) {
       for (const min_trials of [1, 5, 10]) grid.push({ name: `median warmup ${warmup_steps} min_trials ${min_trials}`, spec: { type: 'median', warmup_steps, min_trials } });
     }
     const tuned = grid.map((row) => {
       const s = evaluate(row, all);
-      return [row.name, s.steps.toFixed(3), `${s.regretMedian.toFixed(3)} / ${s.regretMean.toFixed(3)}`, `${(s.top * 100).toFixed(0)}%`];
+      const vs = `${(aboveFrontier(s.steps, s.top) * 100).toFixed(0)} pts`;
+      return [row.name, s.steps.toFixed(3), `${s.regretMedian.toFixed(3)} / ${s.regretMean.toFixed(3)}`, `${(s.top * 100).toFixed(0)}%`, vs];
     });
-    process.stdout.write('\nTuning grid\n\n' + table(['setting', 'steps vs none', 'regret median / mean', 'top-10 finished'], tuned));
+    process.stdout.write('\nTuning grid\n\n' + table(['setting', 'steps vs none', 'regret median / mean', 'top-10 finished', 'vs frontier'], tuned));
   }
 
   if (SAMPLES > 0) {
