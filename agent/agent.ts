@@ -24,6 +24,7 @@ import { buildCommand, CommandError } from './command.js';
 import type { Slot } from './gpus.js';
 import { sampleGpus } from './gpus.js';
 import { MetricPublisher } from './publisher.js';
+import { MetricSpool } from './spool.js';
 import type { TrialProcess, TrialResult } from './trial-process.js';
 import { startTrial } from './trial-process.js';
 
@@ -65,6 +66,11 @@ export interface AgentOptions {
    * first minute stop the agent (a broken program or environment). Default 5; 0 disables it.
    */
   maxInitialFailures?: number;
+  /**
+   * The host's metric spool folder (spool.ts): points read from trials are journaled there until
+   * JetStream has them, and journals left by dead agents of the sweep are published. None: memory only.
+   */
+  spoolDir?: string;
   log: Logger;
 }
 
@@ -86,6 +92,7 @@ export class Agent {
   private readonly shutdownController = new AbortController();
   private nc?: NatsConnection;
   private publisher?: MetricPublisher;
+  private spool?: MetricSpool;
   private controlSub?: Subscription;
   private heartbeatTimer?: NodeJS.Timeout;
   private readonly running = new Map<string, TrialProcess>();
@@ -170,7 +177,9 @@ export class Agent {
       log: this.log.child('nats'),
       waitOnFirstConnect: true,
     });
-    this.publisher = new MetricPublisher({ nc: this.nc, sweepId, log: this.log.child('metrics') });
+    if (this.opts.spoolDir) this.spool = new MetricSpool({ dir: this.opts.spoolDir, sweepId, log: this.log.child('spool') });
+    this.publisher = new MetricPublisher({ nc: this.nc, sweepId, log: this.log.child('metrics'), journal: this.spool });
+    this.adoptOrphanedMetrics();
     this.listenForControl(this.nc);
     this.startHeartbeats(reg.heartbeatIntervalMs || 5000);
 
@@ -188,6 +197,23 @@ export class Agent {
     // One loop per slot; the agent is done when every slot is.
     const reasons = await Promise.all(this.slots.map((slot) => this.slotLoop(slot)));
     return reasons[0];
+  }
+
+  /** Publishes what agents of this host killed before they could had left in the spool. */
+  private adoptOrphanedMetrics(): void {
+    const publisher = this.publisher!;
+    const orphans = this.spool?.adoptOrphans() ?? [];
+    if (orphans.length === 0) return;
+    const points = orphans.reduce((n, r) => n + r.queued.length + (r.unacked?.points.length ?? 0), 0);
+    this.log.info('publishing metric points that dead agents left in the spool', { trials: orphans.length, points });
+    for (const r of orphans) {
+      publisher.adopt(r);
+      // Closing the publisher flushes these too, and releases what got through.
+      void publisher.flushTrial(r.trialId).then(
+        () => publisher.release(r.trialId),
+        (err) => this.log.warn('spooled metric points not published yet (kept for the next agent)', { trial: r.trialId, error: String(err) }),
+      );
+    }
   }
 
   /** Ask for a trial, run it in this slot, report it; again until the sweep (or --count) is over. */
@@ -320,6 +346,7 @@ export class Agent {
       this.slotOf.delete(a.trialId);
     }
     const { lastSeq } = await this.publisher!.flushTrial(a.trialId);
+    this.publisher!.release(a.trialId);
     const outcome = result.startError
       ? `could not start: ${result.startError}`
       : result.stoppedBy
@@ -403,6 +430,7 @@ export class Agent {
     this.controlSub?.unsubscribe();
     try {
       await this.publisher?.close();
+      this.spool?.close();
       await this.nc?.drain();
     } catch (err) {
       this.log.warn('error while closing NATS', { error: String(err) });

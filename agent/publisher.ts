@@ -8,6 +8,9 @@
  * with the same seq and message id (JetStream drops the copy if the first one arrived). While NATS is
  * unreachable points wait in a bounded buffer; past the bound the oldest queued points are dropped
  * and counted. Nothing here throws into the agent: `add` never throws, failures are logged.
+ *
+ * With a journal (spool.ts), everything done to a trial's queue is also written to local disk, so
+ * the next agent can `adopt` what this one read and never saw acknowledged if it is killed.
  */
 import type { JetStreamClient, NatsConnection, PubAck } from 'nats';
 import { Events } from 'nats';
@@ -22,6 +25,7 @@ import {
   type MetricBatch,
   type MetricPoint,
 } from '../common/metrics-wire.js';
+import type { MetricJournal, RecoveredTrial } from './spool.js';
 
 export interface MetricPublisherOptions {
   nc: NatsConnection;
@@ -35,6 +39,8 @@ export interface MetricPublisherOptions {
   /** How long to wait for JetStream's ack before resending. */
   publishTimeoutMs?: number;
   maxRetryDelayMs?: number;
+  /** Where each trial's queue is journaled on disk (the agent's spool); none: memory only. */
+  journal?: MetricJournal;
 }
 
 export interface PublisherStats {
@@ -96,6 +102,8 @@ class TrialQueue {
   addedUnits = 0;
   settledUnits = 0;
   waiters: FlushWaiter[] = [];
+  /** Whether the journal has this trial open (it is closed once everything is acknowledged). */
+  journaled = false;
 
   constructor(
     readonly trialId: string,
@@ -121,6 +129,7 @@ export class MetricPublisher {
   private readonly maxBufferedPoints: number;
   private readonly publishTimeoutMs: number;
   private readonly maxRetryDelayMs: number;
+  private readonly journal?: MetricJournal;
 
   private readonly trials = new Map<string, TrialQueue>();
   /** Trials with queued points or malformed lines not yet cut into a batch. */
@@ -147,6 +156,7 @@ export class MetricPublisher {
     this.maxBufferedPoints = Math.max(this.maxPointsPerBatch, opts.maxBufferedPoints ?? 200_000);
     this.publishTimeoutMs = opts.publishTimeoutMs ?? 5000;
     this.maxRetryDelayMs = opts.maxRetryDelayMs ?? 5000;
+    this.journal = opts.journal;
 
     this.ticker = setInterval(() => this.tick(), this.flushIntervalMs);
     this.ticker.unref();
@@ -174,6 +184,7 @@ export class MetricPublisher {
         return;
       }
       tq.points.push(point);
+      this.journalFor(tq)?.point(trialId, point);
       tq.addedUnits++;
       this.buffered++;
       this.dirty.add(tq);
@@ -189,6 +200,7 @@ export class MetricPublisher {
     try {
       const tq = this.queueFor(trialId);
       tq.malformed++;
+      this.journalFor(tq)?.malformed(trialId);
       tq.addedUnits++;
       this.dirty.add(tq);
     } catch (err) {
@@ -241,6 +253,7 @@ export class MetricPublisher {
       this.log.warn('metric publisher closed with points unsent', { unsent: this.buffered, error: String(err) });
     } finally {
       this.closing = true;
+      for (const tq of this.trials.values()) this.releaseIfSettled(tq);
       clearInterval(this.ticker);
       stopIterator(this.statusIter);
       for (const tq of this.trials.values()) {
@@ -248,6 +261,53 @@ export class MetricPublisher {
         tq.retryTimer = null;
       }
     }
+  }
+
+  /**
+   * The trial will log nothing more: once everything it logged is acknowledged, its journal is
+   * removed. Call after `flushTrial` resolved; a point that still comes later reopens it.
+   */
+  release(trialId: string): void {
+    const tq = this.trials.get(trialId);
+    if (tq) this.releaseIfSettled(tq);
+  }
+
+  /**
+   * Takes over a trial's queue from a dead agent's journal: the batch it had cut and not seen
+   * acknowledged goes again under its seq (JetStream and the controller drop it if it had
+   * arrived), then the points it had queued. Wait for it with `flushTrial`, then `release` it.
+   */
+  adopt(r: RecoveredTrial): void {
+    if (this.trials.has(r.trialId)) return;
+    const tq = this.queueFor(r.trialId);
+    tq.journaled = true; // the spool reopened the adopted journal
+    tq.nextSeq = r.nextSeq;
+    tq.lastAckedSeq = r.unacked ? r.unacked.seq - 1 : r.nextSeq - 1;
+    tq.points = [...r.queued];
+    tq.malformed = r.malformed;
+    tq.addedUnits = r.queued.length + r.malformed;
+    this.buffered += r.queued.length;
+    if (r.unacked) {
+      const batch: MetricBatch = { sweepId: this.sweepId, trialId: r.trialId, seq: r.unacked.seq, points: r.unacked.points };
+      if (r.unacked.malformed > 0) batch.malformedLines = r.unacked.malformed;
+      const units = r.unacked.points.length + r.unacked.malformed;
+      tq.batch = {
+        seq: batch.seq,
+        subject: tq.subject,
+        msgId: metricsMsgId(r.trialId, batch.seq),
+        data: encoder.encode(JSON.stringify(batch)),
+        points: r.unacked.points.length,
+        units,
+        attempts: 0,
+      };
+      tq.addedUnits += units;
+      this.buffered += r.unacked.points.length;
+    }
+    if (tq.points.length > 0 || tq.malformed > 0) {
+      tq.due = true;
+      this.dirty.add(tq);
+    }
+    this.pump(tq);
   }
 
   stats(): PublisherStats {
@@ -261,6 +321,21 @@ export class MetricPublisher {
       this.trials.set(trialId, tq);
     }
     return tq;
+  }
+
+  /** The journal, with the trial open in it: (re)opened with the seq its next batch takes. */
+  private journalFor(tq: TrialQueue): MetricJournal | undefined {
+    if (this.journal && !tq.journaled) {
+      this.journal.opened(tq.trialId, tq.nextSeq);
+      tq.journaled = true;
+    }
+    return this.journal;
+  }
+
+  private releaseIfSettled(tq: TrialQueue): void {
+    if (!tq.journaled || tq.batch || tq.settledUnits < tq.addedUnits) return;
+    this.journal?.finished(tq.trialId);
+    tq.journaled = false;
   }
 
   private tick(): void {
@@ -293,6 +368,7 @@ export class MetricPublisher {
       const data = encoder.encode(JSON.stringify(batch));
       if (data.length <= maxBytes) {
         tq.points.splice(0, n);
+        this.journal?.cut(tq.trialId, batch.seq, n, tq.malformed);
         const units = n + tq.malformed;
         tq.malformed = 0;
         tq.due = false;
@@ -303,6 +379,7 @@ export class MetricPublisher {
       if (n <= 1) {
         // A point this large cannot be sent at all; waiting would block the trial for good.
         tq.points.shift();
+        this.journal?.dropped(tq.trialId, 1);
         this.buffered--;
         this.counters.dropped++;
         tq.settledUnits++;
@@ -356,8 +433,10 @@ export class MetricPublisher {
     if (ack.duplicate) this.counters.duplicateAcks++;
     this.buffered -= batch.points;
     tq.lastAckedSeq = batch.seq;
+    this.journal?.acked(tq.trialId, batch.seq);
     tq.settledUnits += batch.units;
     this.settleWaiters(tq);
+    if (tq.journaled) this.journal?.idle(tq.trialId, tq.nextSeq, tq.points, tq.malformed);
     this.pump(tq);
   }
 
@@ -414,6 +493,7 @@ export class MetricPublisher {
       // Take every point older than the next trial's oldest in one go.
       while (k < oldest.points.length && k < excess && (k === 0 || oldest.points[k].t <= runnerUp)) k++;
       oldest.points.splice(0, k);
+      this.journal?.dropped(oldest.trialId, k);
       oldest.settledUnits += k;
       if (oldest.points.length === 0 && oldest.malformed === 0) this.dirty.delete(oldest);
       this.settleWaiters(oldest);

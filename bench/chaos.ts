@@ -8,8 +8,11 @@
  *   - duplicate trials: one parameter set completed twice, or one trial id started twice
  *     (must be 0);
  *   - orphaned trial processes left alive at the end (must be 0).
- * Points of trials that crashed with their agent are reported apart: what an agent had read but
- * not yet published dies with it, and the trial is run again.
+ * Points of trials that crashed with their agent are reported apart: what the agent had read is in
+ * its spool and is published by the agent restarted in its place; only lines still in the pipe
+ * between trial and agent die with it (the trial is run again).
+ *
+ * `--no-spool` runs the agents without their spool, for comparison.
  *
  * Flags: --seconds N (chaos time, default 60), --trials N (run_cap, default 300), --agents N
  * (default 3), --seed N (default 1).
@@ -26,8 +29,10 @@ import { createLogger, silentLogger } from '../common/log.js';
 import { ensureNatsServer, startNatsServer, type NatsServerHandle } from '../common/nats-server.js';
 import { freePort } from '../common/net.js';
 
+const SPOOL = !process.argv.includes('--no-spool');
 const args = new Map<string, number>();
-for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i].replace(/^--/, ''), Number(process.argv[i + 1]));
+const numeric = process.argv.slice(2).filter((a) => a !== '--no-spool');
+for (let i = 0; i < numeric.length; i += 2) args.set(numeric[i].replace(/^--/, ''), Number(numeric[i + 1]));
 const SECONDS = args.get('seconds') ?? 60;
 const TRIALS = args.get('trials') ?? 300;
 const AGENTS = args.get('agents') ?? 3;
@@ -65,6 +70,7 @@ async function main(): Promise<void> {
   const port = await freePort();
   const address = `127.0.0.1:${port}`;
   const env = { ...process.env, SWEEPER_LOG_LEVEL: 'warn', CHAOS_DIR: chaosDir };
+  const spoolArgs = SPOOL ? ['--spool-dir', join(dir, 'spool')] : ['--no-spool'];
 
   const startController = () =>
     spawn(process.execPath, [CLI, 'server', '--port', String(port), '--nats', nats.url, '--heartbeat-timeout', '4', '--no-dashboard'], {
@@ -73,7 +79,7 @@ async function main(): Promise<void> {
     });
   let sweepId = '';
   const startAgent = (i: number) =>
-    spawn(process.execPath, [CLI, 'agent', sweepId, '--controller', address, '--agent-id', `chaos-${i}`, '--grace', '1', '--max-initial-failures', '0'], {
+    spawn(process.execPath, [CLI, 'agent', sweepId, '--controller', address, '--agent-id', `chaos-${i}`, '--grace', '1', '--max-initial-failures', '0', ...spoolArgs], {
       cwd: FIXTURES,
       stdio: ['ignore', 'ignore', 'ignore'],
       env,
@@ -198,7 +204,7 @@ async function main(): Promise<void> {
       ['trials completed (finished)', `${finished.length} of run_cap ${TRIALS}`, `= ${TRIALS}`],
       ['trials crashed with their agent (each run again)', String(crashed.length), ''],
       ['points: printed by finished trials / stored', `${sentFinished} / ${storedFinished}`, 'equal'],
-      ['points: printed by crashed trials / stored', `${sentCrashed} / ${storedCrashed}`, '(agent buffer lost)'],
+      ['points: printed by crashed trials / stored', `${sentCrashed} / ${storedCrashed}`, SPOOL ? '(spool on: only lines in the pipe are lost)' : '(--no-spool: what the agent held is lost)'],
       ['duplicate trials (params completed twice, ids started twice)', `${duplicateParams}, ${startedTwice}`, '0, 0'],
       ['orphaned trial processes', String(orphans), '0'],
     ];

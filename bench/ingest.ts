@@ -11,7 +11,8 @@
  *    until it serves requests, and until it has replayed every point.
  *
  * Flags: --rate N (points/s offered in phase 2, default 60000), --seconds N (default 10),
- * --trials N (default 1000), --steps N (default 1000).
+ * --trials N (default 1000), --steps N (default 1000), --spool 0|1 (journal every point to the
+ * agents' disk spool as `sweeper agent` does, default 1).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -20,6 +21,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NatsConnection } from 'nats';
 import { MetricPublisher } from '../agent/publisher.js';
+import { MetricSpool } from '../agent/spool.js';
 import { SweeperClient, waitForController } from '../common/api-client.js';
 import { createLogger, silentLogger } from '../common/log.js';
 import { connectNats, ensureStream } from '../common/nats-connect.js';
@@ -32,6 +34,7 @@ const RATE = args.get('rate') ?? 60_000;
 const SECONDS = args.get('seconds') ?? 10;
 const TRIALS = args.get('trials') ?? 1000;
 const STEPS = args.get('steps') ?? 1000;
+const SPOOL = (args.get('spool') ?? 1) !== 0;
 const AGENTS = 4;
 const BASELINE_POINTS = 20_000;
 
@@ -90,7 +93,9 @@ async function main(): Promise<void> {
     for (let a = 0; a < AGENTS; a++) {
       const nc = await connectNats(nats.url, { name: `bench-agent-${a}`, log: silentLogger });
       conns.push(nc);
-      publishers.push(new MetricPublisher({ nc, sweepId: sweep.id, log: silentLogger }));
+      // Each simulated agent its own spool folder, as separate agent processes would have.
+      const journal = SPOOL ? new MetricSpool({ dir: join(dir, 'spool'), sweepId: sweep.id, log: silentLogger, pid: 1_000_000 + a }) : undefined;
+      publishers.push(new MetricPublisher({ nc, sweepId: sweep.id, log: silentLogger, journal }));
     }
     const steps = new Map<string, number>();
     let offered = 0;
@@ -130,7 +135,7 @@ async function main(): Promise<void> {
     const s2 = await waitApplied(offeredPhase2, 60_000);
     const elapsed2 = (performance.now() - start) / 1000;
     const ingestRate = s2.points / elapsed2;
-    rows.push([`Sweeper ingest, ${TRIALS} trials, ${fmt(RATE)} points/s offered`, `${fmt(ingestRate)} points/s`, '≥ 50,000']);
+    rows.push([`Sweeper ingest, ${TRIALS} trials, ${fmt(RATE)} points/s offered, spool ${SPOOL ? 'on' : 'off'}`, `${fmt(ingestRate)} points/s`, '≥ 50,000']);
     rows.push(['  ratio to baseline', `${(ingestRate / baselineRate).toFixed(1)}×`, '']);
     rows.push(['  lag p50 (capture → controller)', `${s2.lagP50Ms.toFixed(0)} ms`, '']);
     rows.push(['  lag p99', `${s2.lagP99Ms.toFixed(0)} ms`, '< 1,000 ms']);

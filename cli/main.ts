@@ -113,7 +113,13 @@ export function buildProgram(): Command {
       .option('--gpus <spec>', 'run one trial per GPU at once: all, a count N, or indices such as 0,2,5 (honours CUDA_VISIBLE_DEVICES)')
       .option('--per-gpu <k>', 'trials per GPU at once (with --gpus)', positiveInt, 1)
       .option('--parallel <n>', 'trials at once on a host without GPUs', positiveInt, 1)
-      .option('--gpu-sample-interval <seconds>', 'how often GPU utilisation, memory, temperature and power are recorded', positiveNumber, 5),
+      .option('--gpu-sample-interval <seconds>', 'how often GPU utilisation, memory, temperature and power are recorded', positiveNumber, 5)
+      .addOption(
+        new Option('--spool-dir <dir>', "where metric points wait on disk until NATS has them; a dead agent's are sent by the next one")
+          .env('SWEEPER_SPOOL_DIR')
+          .default('.sweeper/spool'),
+      )
+      .option('--no-spool', 'keep unsent metric points in memory only (lost if the agent is killed)'),
   ).action(async (sweepId: string, o) => runAgentCommand(sweepId, o));
 
   addClientOptions(

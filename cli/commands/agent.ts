@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { Agent } from '../../agent/agent.js';
 import { buildSlots, discoverGpus, selectGpus, type Slot } from '../../agent/gpus.js';
 import { UsageError } from '../../common/errors.js';
@@ -15,6 +16,9 @@ export interface AgentCommandOptions extends ClientOptions {
   perGpu: number;
   parallel: number;
   gpuSampleInterval: number;
+  spoolDir: string;
+  /** False with --no-spool. */
+  spool: boolean;
 }
 
 /** `sweeper agent SWEEP_ID`: run trials in the current directory until the sweep is over. */
@@ -46,6 +50,7 @@ export async function runAgentCommand(sweepId: string, o: AgentCommandOptions): 
     cwd: process.cwd(),
     graceMs: o.grace * 1000,
     maxInitialFailures: o.maxInitialFailures,
+    spoolDir: o.spool ? resolve(o.spoolDir) : undefined,
     log,
   });
   const release = onShutdownSignals((signal, n) => agent.shutdown(n === 1 ? `received ${signal}` : `received ${signal} again`));

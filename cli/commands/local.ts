@@ -87,7 +87,18 @@ export async function runLocal(file: string, o: LocalOptions): Promise<void> {
       const out = createWriteStream(join(dataDir, `agent-${i}.log`), { flags: 'a' });
       const child = spawn(
         process.execPath,
-        [cliEntry(), 'agent', sweep.id, '--controller', controller.address, '--agent-id', `local-${sweep.id}-${i}`, ...gpuArgs],
+        [
+          cliEntry(),
+          'agent',
+          sweep.id,
+          '--controller',
+          controller.address,
+          '--agent-id',
+          `local-${sweep.id}-${i}`,
+          '--spool-dir',
+          join(dataDir, 'spool'),
+          ...gpuArgs,
+        ],
         { cwd: workDir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SWEEPER_TOKEN: apiToken } },
       );
       child.stdout!.pipe(out);

@@ -7,7 +7,9 @@ import path from 'node:path';
 import type { NatsConnection } from 'nats';
 import { StringCodec } from 'nats';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readdirSync } from 'node:fs';
 import { MetricPublisher } from '../../agent/publisher.js';
+import { MetricSpool } from '../../agent/spool.js';
 import { MetricIngest, type MetricIngestOptions } from '../../controller/ingest.js';
 import { createLogger, silentLogger } from '../../common/log.js';
 import { type MetricBatch, type MetricPoint, metricsMsgId, metricsSubject } from '../../common/metrics-wire.js';
@@ -27,6 +29,8 @@ async function waitFor(what: string, cond: () => boolean, timeoutMs = 30_000): P
     await sleep(20);
   }
 }
+
+const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
 
 function point(step: number): MetricPoint {
   return { step, t: Date.now(), values: { loss: 1 / (step + 1), acc: step / 10_000 } };
@@ -135,6 +139,43 @@ describe('metric publisher → JetStream → ingest', () => {
     await waitFor('second batch', () => got.points === 20);
     got.expectComplete(['t1'], 20);
     expect(ingest.stats().duplicates).toBe(1);
+  });
+
+  it("adopts a dead agent's journal: its last batch, which had arrived, is not stored twice, and the rest follows", async () => {
+    const got = new Collector('sw-adopt');
+    const ingest = await startIngest({ onBatch: got.onBatch });
+    const js = pubNc.jetstream();
+    const subject = metricsSubject('sw-adopt', 't1');
+    const batch = (seq: number, from: number, to: number) => ({ sweepId: 'sw-adopt', trialId: 't1', seq, points: range(from, to).map(point) });
+    // The dead agent had sent batches 1 and 2; only the first ack reached its journal.
+    await js.publish(subject, sc.encode(JSON.stringify(batch(1, 0, 30))), { msgID: metricsMsgId('t1', 1) });
+    await js.publish(subject, sc.encode(JSON.stringify(batch(2, 30, 50))), { msgID: metricsMsgId('t1', 2) });
+    await waitFor("the dead agent's batches", () => got.points === 50);
+
+    const spoolDir = await mkdtemp(path.join(os.tmpdir(), 'sweeper-adopt-'));
+    cleanups.push(() => rm(spoolDir, { recursive: true, force: true }));
+    const dead = new MetricSpool({ dir: spoolDir, sweepId: 'sw-adopt', log, pid: 101, isAlive: () => false });
+    dead.opened('t1', 1);
+    for (const p of batch(1, 0, 30).points) dead.point('t1', p);
+    dead.cut('t1', 1, 30, 0);
+    dead.acked('t1', 1);
+    for (const p of batch(2, 30, 50).points) dead.point('t1', p);
+    dead.cut('t1', 2, 20, 0);
+    for (const p of range(50, 60).map(point)) dead.point('t1', p);
+    await new Promise((r) => setImmediate(r));
+
+    const spool = new MetricSpool({ dir: spoolDir, sweepId: 'sw-adopt', log, pid: 202, isAlive: () => false });
+    const pub = newPublisher('sw-adopt', { journal: spool });
+    const [recovered] = spool.adoptOrphans();
+    pub.adopt(recovered);
+    const { lastSeq } = await pub.flushTrial('t1');
+    pub.release('t1');
+    await waitFor('every point', () => got.points === 60);
+    got.expectComplete(['t1'], 60);
+    expect(lastSeq).toBe(3);
+    expect(pub.stats()).toMatchObject({ publishedPoints: 30, duplicateAcks: 1, buffered: 0 });
+    expect(ingest.stats().points).toBe(60);
+    expect(readdirSync(spool.dir)).toEqual([]);
   });
 
   it('rejects and counts malformed messages while good ones still flow', async () => {

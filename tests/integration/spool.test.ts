@@ -1,0 +1,95 @@
+/**
+ * An agent killed (SIGKILL) while NATS is down loses no metric point: what it had read from its
+ * trial is in its spool, and the next agent started for the sweep on this host publishes it.
+ * Real nats-server (killed and restarted), real controller, real agent and trial processes.
+ */
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { collect, spawnCli } from '../fixtures/cli.js';
+import { startStack, SWEEPS, type TestStack } from '../fixtures/stack.js';
+
+const POINTS = 7;
+
+async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Every journal under the spool folder, with its text. */
+function journals(dir: string): Array<{ path: string; text: string }> {
+  if (!existsSync(dir)) return [];
+  const out: Array<{ path: string; text: string }> = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.jsonl')) out.push({ path: p, text: readFileSync(p, 'utf8') });
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+describe('metric spool', () => {
+  let stack: TestStack | undefined;
+  const temp: string[] = [];
+  afterEach(async () => {
+    await stack?.stop();
+    for (const d of temp.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+
+  it("publishes what a SIGKILLed agent read but could not send, from the next agent's start", async () => {
+    stack = await startStack();
+    const work = mkdtempSync(join(tmpdir(), 'sweeper-spool-it-'));
+    temp.push(work);
+    const spoolDir = join(work, 'spool');
+    const env = { HOLD_DIR: work, SWEEPER_SPOOL_DIR: spoolDir };
+    const config = { method: 'grid', metric: { name: 'loss' }, program: 'hold.cjs', parameters: { points: { value: POINTS } } };
+    const sweep = await stack.client.createSweep(JSON.stringify(config), 'spool.json');
+    const address = stack.controller.address;
+
+    const first = spawnCli(['agent', sweep.id, '--controller', address, '--agent-id', 'spool-a'], { cwd: SWEEPS, env });
+    const firstDone = collect(first);
+    const trialId = await until('the trial to start', () => readdirSync(work).find((f) => f.endsWith('.pid'))?.replace(/\.pid$/, ''));
+
+    // NATS goes away, then the trial prints: the agent can only keep the points (memory, spool).
+    stack.nats.kill();
+    await stack.nats.exited;
+    writeFileSync(join(work, 'go'), '');
+    await until('the trial to print', () => (existsSync(join(work, `${trialId}.printed`)) ? true : undefined));
+    await until('the agent to journal every point', () => {
+      const j = journals(spoolDir).find((x) => x.text.includes(`"trial":"${trialId}"`));
+      return j && j.text.split('\n').filter((l) => l.startsWith('{"p":')).length === POINTS ? true : undefined;
+    });
+    first.kill('SIGKILL');
+    await firstDone;
+
+    await stack.nats.restart();
+    const second = spawnCli(['agent', sweep.id, '--controller', address, '--agent-id', 'spool-b'], { cwd: SWEEPS, env });
+    const secondDone = collect(second);
+    try {
+      const stored = await until('the spooled points to be stored', async () => {
+        const d = await stack!.client.getSweep(sweep.id);
+        const t = d.trials.find((x) => x.id === trialId);
+        return t && t.points >= POINTS ? t.points : undefined;
+      });
+      expect(stored).toBe(POINTS);
+      const history = await stack.client.getTrial(trialId);
+      expect(history.trial.bestValue).toBeCloseTo(1 / POINTS, 12);
+      expect(history.metricValues).toEqual(Array.from({ length: POINTS }, (_, i) => 1 / (i + 1)));
+      // Published and acknowledged: the journal is gone.
+      await until('the journal to be removed', () => (journals(spoolDir).some((x) => x.text.includes(`"trial":"${trialId}"`)) ? undefined : true));
+    } finally {
+      await stack.client.cancelSweep(sweep.id).catch(() => undefined);
+      second.kill('SIGTERM');
+      await secondDone;
+    }
+  });
+});
