@@ -6,8 +6,10 @@
  * publishes what they had not: cut batches again under their original seq (JetStream's message
  * id and the controller's per-trial seq check drop whatever had arrived), the rest as new ones.
  *
- * Layout: <dir>/<sweep>/<host>-<pid>/<trial>.jsonl, one folder per agent process, so liveness is
- * a pid check and adoption is a rename. Each journal is JSON lines, in the order the publisher
+ * Layout: <dir>/<sweep>/<host>-<pid>.<start>/<trial>.jsonl, one folder per agent process, so
+ * liveness is a pid check and adoption is a rename. <start> is the process's start time (Linux's
+ * /proc/<pid>/stat), so a pid reused by another process, after a reboot say, is not taken for
+ * the agent; where it cannot be read the folder is just <host>-<pid>. Each journal is JSON lines, in the order the publisher
  * did things to the trial's queue:
  *
  *   {"trial":"<id>","seq":N}   header: the next batch seq when the file was opened
@@ -120,8 +122,8 @@ export interface SpoolOptions {
   dir: string;
   sweepId: string;
   log: Logger;
-  /** Whether the agent process that owns a folder is alive; replaceable for tests. */
-  isAlive?: (pid: number) => boolean;
+  /** Whether the agent process that owns a folder is alive (start: its start time, when known); replaceable for tests. */
+  isAlive?: (pid: number, start?: string) => boolean;
   /** This process's pid, for tests that play two agents in one process. */
   pid?: number;
   /** A journal past this size is rewritten when its trial is idle. Default 256 KiB. */
@@ -143,7 +145,7 @@ export class MetricSpool implements MetricJournal {
   private readonly host: string;
   private readonly log: Logger;
   private readonly warner: ThrottledWarner;
-  private readonly isAlive: (pid: number) => boolean;
+  private readonly isAlive: (pid: number, start?: string) => boolean;
   private readonly compactBytes: number;
   private readonly journals = new Map<string, OpenJournal>();
   private readonly dirty = new Set<OpenJournal>();
@@ -154,7 +156,8 @@ export class MetricSpool implements MetricJournal {
   constructor(opts: SpoolOptions) {
     this.host = hostname().replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 60);
     this.sweepDir = join(opts.dir, safeName(opts.sweepId));
-    this.dir = join(this.sweepDir, `${this.host}-${opts.pid ?? process.pid}`);
+    const start = opts.pid === undefined ? processStart(process.pid) : undefined;
+    this.dir = join(this.sweepDir, `${this.host}-${opts.pid ?? process.pid}${start ? `.${start}` : ''}`);
     this.log = opts.log;
     this.warner = new ThrottledWarner(opts.log);
     this.isAlive = opts.isAlive ?? pidAlive;
@@ -174,10 +177,10 @@ export class MetricSpool implements MetricJournal {
     } catch {
       return out; // no spool for this sweep yet
     }
-    const ours = new RegExp(`^${escapeRegExp(this.host)}-(\\d+)$`);
+    const ours = new RegExp(`^${escapeRegExp(this.host)}-(\\d+)(?:\\.(\\d+))?$`);
     for (const owner of owners) {
       const m = ours.exec(owner);
-      if (!m || join(this.sweepDir, owner) === this.dir || this.isAlive(Number(m[1]))) continue;
+      if (!m || join(this.sweepDir, owner) === this.dir || this.isAlive(Number(m[1]), m[2])) continue;
       const from = join(this.sweepDir, owner);
       let files: string[];
       try {
@@ -382,13 +385,26 @@ export class MetricSpool implements MetricJournal {
   }
 }
 
-function pidAlive(pid: number): boolean {
+function pidAlive(pid: number, start?: string): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     // EPERM: alive, but another user's.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  const now = start === undefined ? undefined : processStart(pid);
+  return now === undefined || now === start;
+}
+
+/** The process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat), where there is a /proc. */
+export function processStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: count from its closing one.
+    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return /^\d+$/.test(start ?? '') ? start : undefined;
+  } catch {
+    return undefined;
   }
 }
 

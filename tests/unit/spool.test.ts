@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { JournalError, MetricSpool, readJournal } from '../../agent/spool.js';
+import { JournalError, MetricSpool, processStart, readJournal } from '../../agent/spool.js';
 import { silentLogger } from '../../common/log.js';
 
 const pt = (step: number) => ({ step, t: 1000 + step, values: { loss: step / 10 } });
@@ -147,6 +147,21 @@ describe('MetricSpool', () => {
     const next = new MetricSpool({ dir, sweepId: 'sw', log: silentLogger, pid: 202, isAlive: (pid) => pid === 101 });
     expect(next.adoptOrphans()).toEqual([]);
     expect(readdirSync(join(dir, 'sw')).sort()).toEqual(['elsewhere-103', `${host}-101`].sort());
+  });
+
+  it("tells a live agent from a dead one whose pid was reused, by the process's start time", () => {
+    const dir = tmp();
+    const start = processStart(process.pid);
+    expect(start).toMatch(/^\d+$/);
+    const put = (owner: string, trial: string) => {
+      mkdirSync(join(dir, 'sw', owner), { recursive: true });
+      writeFileSync(join(dir, 'sw', owner, `${trial}.jsonl`), line({ trial, seq: 1 }) + '\n' + line({ p: pt(1) }) + '\n');
+    };
+    put(`${host}-${process.pid}.1`, 'sw-reused'); // this pid, another process's start: that agent is dead
+    put(`${host}-${process.pid}.${start}`, 'sw-live'); // this very process
+    put(`${host}-${process.pid}`, 'sw-nostart'); // this pid, start time unknown: taken as alive
+    const adopter = new MetricSpool({ dir, sweepId: 'sw', log: silentLogger, pid: 999_999_999 });
+    expect(adopter.adoptOrphans().map((r) => r.trialId)).toEqual(['sw-reused']);
   });
 
   it('sets aside a journal it cannot read', () => {
