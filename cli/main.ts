@@ -91,7 +91,7 @@ export function buildProgram(): Command {
     .option('--no-dashboard', 'do not serve the web dashboard')
     .option('--heartbeat-timeout <seconds>', "a trial whose agent is silent this long becomes 'crashed'", positiveNumber, 30)
     .option('--max-crash-retries <n>', "times a crashed trial's parameters are run again", nonNegativeInt, 1)
-    .action(async (o) => runServer(o));
+    .action(async (o, cmd: Command) => runServer({ ...o, dashboardPortGiven: cmd.getOptionValueSource('dashboardPort') === 'cli' }));
 
   addClientOptions(
     program

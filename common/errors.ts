@@ -22,5 +22,22 @@ export class NotFoundError extends SweeperError {
   }
 }
 
+/** A port something of ours was asked to listen on is taken: the CLI names the flag that moves it. */
+export class AddressInUseError extends UsageError {
+  constructor(
+    readonly service: 'gRPC API' | 'dashboard' | 'nats-server',
+    readonly host: string,
+    readonly port: number,
+    options?: { cause?: unknown },
+  ) {
+    super(`${service}: ${host}:${port} is already in use`, options);
+  }
+}
+
+/** The bind error of node:net and of grpc-js (which wraps it in its own message). */
+export function isAddressInUse(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE' || /EADDRINUSE/.test(String((err as Error | undefined)?.message));
+}
+
 /** An external program we need (nats-server) is missing and could not be installed. */
 export class MissingDependencyError extends SweeperError {}

@@ -10,7 +10,7 @@ import { accessSync, constants as fsConstants, closeSync, mkdirSync, openSync, w
 import { open, readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { MissingDependencyError, SweeperError } from './errors.js';
+import { AddressInUseError, MissingDependencyError, SweeperError } from './errors.js';
 import { silentLogger, type Logger } from './log.js';
 
 const BINARY = 'nats-server';
@@ -238,14 +238,18 @@ export async function startNatsServer(opts: StartNatsServerOptions): Promise<Nat
   if (opts.jetstream ?? true) args.push('-js', '-sd', storeDir);
 
   const deadline = Date.now() + (opts.startTimeoutMs ?? 10_000);
+  let portBusy = false;
   for (;;) {
     const attempt = await spawnOnce(binary, args, { storeDir, logFile, host, deadline, stopOnExit: opts.stopOnExit ?? true, log });
     if (attempt.handle) return attempt.handle;
+    portBusy ||= Boolean(attempt.portBusy);
     // A fixed port can still be held for a moment by the server we just killed.
     if (attempt.portBusy && port > 0 && Date.now() < deadline) {
       await sleep(100);
       continue;
     }
+    // The last try may have run out of time rather than into the port again.
+    if (portBusy && port > 0) throw new AddressInUseError('nats-server', host, port);
     throw new NatsServerStartError(`${attempt.reason}\n--- ${logFile} (tail) ---\n${await logTail(logFile)}`);
   }
 }

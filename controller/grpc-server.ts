@@ -5,7 +5,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { ApiSweep, ApiSweepDetail, ApiTrial, ApiTrialDetail } from '../common/api-types.js';
-import { NotFoundError, SweeperError, UsageError } from '../common/errors.js';
+import { AddressInUseError, isAddressInUse, NotFoundError, SweeperError, UsageError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { healthServiceDef, sweeperServiceDef } from '../common/proto.js';
 import type { SweepService, SweepView, TrialView } from './sweep-service.js';
@@ -189,7 +189,9 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
     const creds = opts.tls
       ? grpc.ServerCredentials.createSsl(null, [{ cert_chain: opts.tls.cert, private_key: opts.tls.key }], false)
       : grpc.ServerCredentials.createInsecure();
-    server.bindAsync(`${opts.host}:${opts.port}`, creds, (err, p) => (err ? reject(err) : resolve(p)));
+    server.bindAsync(`${opts.host}:${opts.port}`, creds, (err, p) =>
+      err ? reject(isAddressInUse(err) ? new AddressInUseError('gRPC API', opts.host, opts.port, { cause: err }) : err) : resolve(p),
+    );
   });
   const address = `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`;
   log.info('gRPC API listening', { address });

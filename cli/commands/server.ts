@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { UsageError } from '../../common/errors.js';
+import { AddressInUseError, UsageError } from '../../common/errors.js';
 import { createLogger } from '../../common/log.js';
 import type { NatsServerHandle } from '../../common/nats-server.js';
 import { ensureNatsServer, startNatsServer } from '../../common/nats-server.js';
@@ -25,6 +25,19 @@ export interface ServerOptions {
   dashboard: boolean;
   dashboardHost: string;
   dashboardPort: number;
+  /** Whether --dashboard-port was given: a busy default port falls back to a free one. */
+  dashboardPortGiven?: boolean;
+}
+
+const PORT_FLAGS: Record<AddressInUseError['service'], string> = {
+  'gRPC API': 'choose another with --port',
+  dashboard: 'choose another with --dashboard-port, or --no-dashboard',
+  'nats-server': 'choose another with --nats-port (-1: any free port), or use a running server with --nats URL',
+};
+
+/** A busy port, told with the flag that moves it. */
+function withPortHint(err: unknown): unknown {
+  return err instanceof AddressInUseError ? new UsageError(`${err.message}: ${PORT_FLAGS[err.service]}`, { cause: err }) : err;
 }
 
 export function isLoopback(host: string): boolean {
@@ -68,28 +81,39 @@ export async function runServer(o: ServerOptions): Promise<void> {
       port: o.natsPort,
       token: natsToken,
       log: log.child('nats-server'),
+    }).catch((err) => {
+      throw withPortHint(err);
     });
     natsUrl = nats.url;
     log.info('embedded nats-server started', { url: natsUrl, store: resolve(o.data, 'nats') });
   }
-  const controller = await startController({
-    host: o.host,
-    port: o.port,
-    token: o.token,
-    tls,
-    natsUrl,
-    natsUser: process.env.SWEEPER_NATS_USER,
-    natsPass: process.env.SWEEPER_NATS_PASSWORD,
-    natsToken,
-    natsReplicas: o.natsReplicas,
-    heartbeatTimeoutMs: o.heartbeatTimeout * 1000,
-    maxCrashRetries: o.maxCrashRetries,
-    dashboard: o.dashboard ? { host: o.dashboardHost, port: o.dashboardPort } : undefined,
-    log,
-  }).catch(async (err) => {
-    await nats?.stop();
-    throw err;
-  });
+  const start = (dashboardPort: number) =>
+    startController({
+      host: o.host,
+      port: o.port,
+      token: o.token,
+      tls,
+      natsUrl,
+      natsUser: process.env.SWEEPER_NATS_USER,
+      natsPass: process.env.SWEEPER_NATS_PASSWORD,
+      natsToken,
+      natsReplicas: o.natsReplicas,
+      heartbeatTimeoutMs: o.heartbeatTimeout * 1000,
+      maxCrashRetries: o.maxCrashRetries,
+      dashboard: o.dashboard ? { host: o.dashboardHost, port: dashboardPort } : undefined,
+      log,
+    });
+  const controller = await start(o.dashboardPort)
+    .catch((err) => {
+      // Two servers on one host should not need a flag to both start: the default port is a wish.
+      if (!(err instanceof AddressInUseError && err.service === 'dashboard' && !o.dashboardPortGiven)) throw err;
+      log.warn(`dashboard port ${o.dashboardPort} is in use; serving the dashboard on a free port instead (choose one with --dashboard-port)`);
+      return start(0);
+    })
+    .catch(async (err) => {
+      await nats?.stop();
+      throw withPortHint(err);
+    });
   const flags = `--controller ${controller.address}${o.token ? ' --token …' : ''}${tls ? ' --tls-ca <ca.pem>' : ''}`;
   log.info(`controller ready on ${controller.address}${tls ? ' (TLS)' : ''}; create a sweep with: sweeper create sweep.yaml ${flags}`);
   if (controller.dashboardUrl) log.info(`dashboard at ${controller.dashboardUrl}${o.token ? ' (open it once with ?token=<your token>)' : ''}`);

@@ -22,7 +22,7 @@ import { createRequire } from 'node:module';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { constants as zlib, createGzip, gzipSync } from 'node:zlib';
-import { NotFoundError, SweeperError } from '../../common/errors.js';
+import { AddressInUseError, isAddressInUse, NotFoundError, SweeperError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { SweepRecord } from '../state.js';
 import type { SweepService } from '../sweep-service.js';
@@ -310,7 +310,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<DashboardH
   server.requestTimeout = 0;
 
   const port = await new Promise<number>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err) => reject(isAddressInUse(err) ? new AddressInUseError('dashboard', opts.host, opts.port, { cause: err }) : err));
     server.listen(opts.port, opts.host, () => {
       server.off('error', reject);
       resolve((server.address() as { port: number }).port);

@@ -3,6 +3,7 @@
  * itself, real trials.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -97,6 +98,45 @@ describe('sweeper server and create', () => {
     server.kill('SIGTERM');
     const r = await done;
     expect(r.code, r.stderr).toBe(0);
+  });
+
+  it('names the flag that moves a busy port, and moves a busy default dashboard port by itself', async () => {
+    const hold = async (port: number) => {
+      const srv = createServer();
+      await new Promise<void>((resolve) => {
+        srv.once('error', () => resolve()); // held by someone else already: just as busy
+        srv.listen(port, '127.0.0.1', () => resolve());
+      });
+      return srv;
+    };
+    const busy = await hold(0);
+    const port = (busy.address() as AddressInfo).port;
+    const dashboardDefault = await hold(8080);
+    try {
+      const api = await runCli(['server', '--port', String(port), '--nats-port', '-1', '--no-dashboard', '--data', join(tmp, 'busy-api')]);
+      expect(api.code).toBe(2);
+      expect(api.stderr).toContain(`gRPC API: 127.0.0.1:${port} is already in use: choose another with --port`);
+      const dash = await runCli(['server', '--port', '0', '--nats-port', '-1', '--dashboard-port', String(port), '--data', join(tmp, 'busy-dash')]);
+      expect(dash.code).toBe(2);
+      expect(dash.stderr).toContain(`dashboard: 127.0.0.1:${port} is already in use: choose another with --dashboard-port`);
+
+      const server = spawnCli(['server', '--port', '0', '--nats-port', '-1', '--data', join(tmp, 'busy-default')]);
+      let err = '';
+      server.stderr!.on('data', (d) => (err += d));
+      const done = collect(server);
+      const deadline = Date.now() + 30_000;
+      while (!/dashboard at http:\/\/127\.0\.0\.1:\d+\//.test(err) && server.exitCode === null && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(err).toContain('dashboard port 8080 is in use; serving the dashboard on a free port instead');
+      const url = /dashboard at (http:\/\/127\.0\.0\.1:(\d+)\/)/.exec(err);
+      expect(url?.[2]).not.toBe('8080');
+      server.kill('SIGTERM');
+      expect((await done).code).toBe(0);
+    } finally {
+      busy.close();
+      dashboardDefault.close();
+    }
   });
 
   it('create against no controller fails with a clear message', async () => {
