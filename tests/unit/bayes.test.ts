@@ -175,6 +175,19 @@ describe('bayes', () => {
     expect(closest).toBeGreaterThan(0.01);
   });
 
+  it('gives the same parallel batch for the same seed and trials, running ones included', () => {
+    const q = quadratic('bayes');
+    const done = runSequential(createStrategy(q, { seed: 6 }), 10, quadraticLoss);
+    const batch = askParallel(createStrategy(q, { seed: 6 }), done, 4).map((p) => stringifyTyped(p));
+    const warm = createStrategy(q, { seed: 6 });
+    warm.suggest(done.slice(0, 9));
+    warm.suggest(done);
+    expect(askParallel(warm, done, 4).map((p) => stringifyTyped(p))).toEqual(batch);
+    const running = askParallel(createStrategy(q, { seed: 6 }), done, 3).map((params, i): TrialObservation => ({ id: `r${i}`, params, state: 'running', value: null }));
+    const fourth = createStrategy(q, { seed: 6 }).suggest([...done, ...running]);
+    expect(fourth.kind === 'params' && stringifyTyped(fourth.params)).toBe(batch[3]);
+  });
+
   it('never repeats a point of a small discrete space until every point has run', () => {
     const small = parseConfigText('method: bayes\nmetric: {name: loss}\nparameters:\n  a: {values: [u, v]}\n  b: {min: 1, max: 3}\n').config;
     const trials = runSequential(createStrategy(small, { seed: 0 }), 6, (p) => Number(p.b) + (p.a === 'u' ? 1 : 0));

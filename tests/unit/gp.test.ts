@@ -9,6 +9,7 @@ import { latinHypercube } from '../../controller/strategies/gp/design.js';
 import { defaultTheta, GpObjective, GpPosterior, type GpTrainingData } from '../../controller/strategies/gp/gp.js';
 import { matern52, matern52Slope, scaledSqDist } from '../../controller/strategies/gp/kernel.js';
 import { minimizeBox } from '../../controller/strategies/gp/lbfgs.js';
+import { constantLiar } from '../../controller/strategies/gp/pending.js';
 import {
   cholesky,
   choleskyInPlace,
@@ -178,7 +179,7 @@ describe('GP posterior', () => {
     expect(variance).toBeLessThan(1e-4);
 
     const far = f64([0.5, 0.5, 2]);
-    const withPending = new GpPosterior(data, theta, { x: f64([0.5, 0.5, 2]), lie: 3 });
+    const withPending = new GpPosterior(data, theta, { x: f64([0.5, 0.5, 2]), outcomes: constantLiar(3) });
     expect(withPending.predict(far).mean).toBeCloseTo(3, 4);
     expect(withPending.predict(far).variance).toBeLessThan(plain.predict(far).variance / 100);
     // Far from the pending point the posterior is the plain one.
@@ -187,7 +188,7 @@ describe('GP posterior', () => {
 
   it('has the gradients of its mean and variance', () => {
     const data = toyData();
-    const post = new GpPosterior(data, f64([-1, -0.5, 0, 0, -5]), { x: f64([0.3, 0.6, 1]), lie: 0.5 });
+    const post = new GpPosterior(data, f64([-1, -0.5, 0, 0, -5]), { x: f64([0.3, 0.6, 1]), outcomes: constantLiar(0.5) });
     const p = f64([0.41, 0.27, 1]);
     const gm = new Float64Array(3);
     const gv = new Float64Array(3);

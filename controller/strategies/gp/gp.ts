@@ -210,11 +210,20 @@ export function fitHyperparameters(data: GpTrainingData, options: FitOptions): {
 }
 
 /**
+ * The outcomes (standardised) the pending points are taken to have, given the means the observed
+ * data predict there; see gp/pending.ts.
+ */
+export type PendingOutcomes = (predicted: Float64Array) => Float64Array;
+
+const NO_PENDING = { x: new Float64Array(0), outcomes: (): Float64Array => new Float64Array(0) };
+
+/**
  * The posterior of a fitted GP, optionally also conditioned on pending points (running trials)
- * as if each had come out at `lie` (the "constant liar"): the variance around them drops and the
- * mean moves towards the lie, so a strategy looks elsewhere while they run. The pending rows come
+ * as if they had come out as `outcomes` says: the variance around them drops and the mean moves
+ * to the assumed outcomes, so a strategy looks elsewhere while they run. The pending rows come
  * after the observed ones, so the observed block of the factor is exactly the factor of the
- * observed data; the constant mean is estimated from the observed data alone.
+ * observed data, and the rows below it give the means predicted at the pending points cheaply;
+ * the constant mean is estimated from the observed data alone.
  */
 export class GpPosterior {
   readonly D: number;
@@ -222,6 +231,8 @@ export class GpPosterior {
   readonly m: number;
   readonly mean0: number;
   readonly signal: number;
+  /** The outcomes the pending points were taken to have. */
+  readonly pendingOutcomes: Float64Array;
   private readonly x: Float64Array;
   private readonly l: Float64Array;
   private readonly alpha: Float64Array;
@@ -242,7 +253,7 @@ export class GpPosterior {
    *   whose observed points began with the same points: those rows are copied, not recomputed
    *   (row-by-row Cholesky gives them bit for bit).
    */
-  constructor(data: GpTrainingData, theta: Float64Array, pending: { x: Float64Array; lie: number } = { x: new Float64Array(0), lie: 0 }, known?: KnownFactor) {
+  constructor(data: GpTrainingData, theta: Float64Array, pending: { x: Float64Array; outcomes: PendingOutcomes } = NO_PENDING, known?: KnownFactor) {
     const D = data.categorical.length;
     this.D = D;
     this.n = data.n;
@@ -299,12 +310,21 @@ export class GpPosterior {
     }
     this.mean0 = sy / s1;
     const residual = new Float64Array(m);
-    for (let i = 0; i < m; i++) residual[i] = (i < n ? data.y[i] : pending.lie) - this.mean0;
+    for (let i = 0; i < n; i++) residual[i] = data.y[i] - this.mean0;
+    this.pendingOutcomes = p === 0 ? new Float64Array(0) : pending.outcomes(predictedPending(l, m, n, solveLower(lo, n, residual.slice(0, n)), this.mean0));
+    for (let j = 0; j < p; j++) residual[n + j] = this.pendingOutcomes[j] - this.mean0;
     this.alpha = solveCholesky(l, m, residual);
 
     this.kvec = new Float64Array(m);
     this.slopes = new Float64Array(m);
     this.v = new Float64Array(m);
+  }
+
+  /** The distance, in lengthscales as the kernel measures it, from `point` to the nearest pending point. */
+  distanceToPending(point: Float64Array): number {
+    let r2 = Infinity;
+    for (let i = this.n; i < this.m; i++) r2 = Math.min(r2, scaledSqDist(this.x, i, point, 0, this.w, this.categorical));
+    return Math.sqrt(r2);
   }
 
   /** Mean and variance of the latent function at the point `x` (offset `xo`). */
@@ -361,4 +381,19 @@ export class GpPosterior {
     if (raw <= 1e-12 * this.signal) gradVar.fill(0);
     return { mean, variance };
   }
+}
+
+/**
+ * The means the observed data predict at the pending points, from a factor whose last m − n rows
+ * are theirs: with L = [L₁₁ 0; L₂₁ L₂₂] and z = L₁₁⁻¹ r (r the observed residuals), they are
+ * mean0 + L₂₁ z, since k₂₁ K₁₁⁻¹ = L₂₁ L₁₁⁻¹.
+ */
+function predictedPending(l: Float64Array, m: number, n: number, z: Float64Array, mean0: number): Float64Array {
+  const out = new Float64Array(m - n);
+  for (let a = 0; a < m - n; a++) {
+    let s = mean0;
+    for (let i = 0, row = (n + a) * m; i < n; i++) s += l[row + i] * z[i];
+    out[a] = s;
+  }
+  return out;
 }
