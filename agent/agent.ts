@@ -74,6 +74,14 @@ export interface AgentOptions {
   log: Logger;
 }
 
+/**
+ * After the first shutdown signal and the trials' grace, how long the agent still waits for NATS
+ * to take its last points and for the controller to take its reports. Past it (or at a second
+ * signal) it exits anyway: the spool keeps the points for the next agent, and the controller
+ * counts an unreported trial as crashed.
+ */
+const SHUTDOWN_PATIENCE_MS = 15_000;
+
 /** The agent stopped itself because its first trials kept failing. */
 export class AgentFlappingError extends UsageError {}
 
@@ -90,6 +98,8 @@ export class Agent {
   private readonly client: SweeperClient;
   private readonly log: Logger;
   private readonly shutdownController = new AbortController();
+  /** Aborted when waiting on NATS or the controller is no longer worth it (see SHUTDOWN_PATIENCE_MS). */
+  private readonly patience = new AbortController();
   private nc?: NatsConnection;
   private publisher?: MetricPublisher;
   private spool?: MetricSpool;
@@ -136,8 +146,11 @@ export class Agent {
       this.log.info(`${why}: finishing up (again to force)`);
       this.shutdownController.abort();
       for (const t of this.running.values()) void t.stop('agent shutting down', this.opts.graceMs ?? 10_000);
+      const patience = (this.opts.graceMs ?? 10_000) + SHUTDOWN_PATIENCE_MS;
+      setTimeout(() => this.patience.abort(new Error(`still waiting ${patience / 1000} s after the shutdown began`)), patience).unref();
     } else {
       this.log.warn('forcing shutdown: killing running trials');
+      this.patience.abort(new Error('forced shutdown'));
       for (const t of this.running.values()) void t.stop('agent shutting down', 0);
     }
   }
@@ -345,8 +358,7 @@ export class Agent {
       this.running.delete(a.trialId);
       this.slotOf.delete(a.trialId);
     }
-    const { lastSeq } = await this.publisher!.flushTrial(a.trialId);
-    this.publisher!.release(a.trialId);
+    const lastSeq = await this.flushTrial(a.trialId);
     const outcome = result.startError
       ? `could not start: ${result.startError}`
       : result.stoppedBy
@@ -371,9 +383,32 @@ export class Agent {
     return !result.stoppedBy && (result.startError !== undefined || result.exitCode !== 0);
   }
 
+  /**
+   * Waits until JetStream has every point of the trial; the last acknowledged batch seq. Shutting
+   * down, it stops waiting once patience runs out: what is left waits in the spool.
+   */
+  private async flushTrial(trialId: string): Promise<number> {
+    const publisher = this.publisher!;
+    try {
+      const { lastSeq } = await publisher.flushTrial(trialId, { signal: this.patience.signal });
+      publisher.release(trialId);
+      return lastSeq;
+    } catch (err) {
+      const unsent = publisher.bufferedPoints(trialId);
+      if (this.spool) this.log.warn('metric points not yet published; they wait in the spool for the next agent', { trial: trialId, unsent, error: String(err) });
+      else this.log.error('metric points not published and lost (--no-spool)', { trial: trialId, unsent, error: String(err) });
+      return publisher.ackedSeq(trialId);
+    }
+  }
+
   private async complete(req: ApiCompleteTrialRequest): Promise<void> {
-    // Reporting must survive a controller restart: retry even while shutting down.
-    await withRetry(`report trial ${req.trialId}`, () => this.client.completeTrial(req), this.log);
+    // Reporting must survive a controller restart: retry, while shutting down too until patience runs out.
+    try {
+      await withRetry(`report trial ${req.trialId}`, () => this.client.completeTrial(req), this.log, this.patience.signal);
+    } catch (err) {
+      if (!this.patience.signal.aborted) throw err;
+      this.log.warn('trial not reported; the controller will count it crashed', { trial: req.trialId, error: String(err) });
+    }
   }
 
   private listenForControl(nc: NatsConnection): void {
@@ -429,15 +464,21 @@ export class Agent {
     if (this.gpuTimer) clearInterval(this.gpuTimer);
     this.controlSub?.unsubscribe();
     try {
-      await this.publisher?.close();
+      await this.publisher?.close({ signal: this.patience.signal });
       this.spool?.close();
-      await this.nc?.drain();
+      // Draining waits on the server: not past patience.
+      await Promise.race([this.nc?.drain(), aborted(this.patience.signal)]);
+      if (this.nc && !this.nc.isClosed()) await this.nc.close();
     } catch (err) {
       this.log.warn('error while closing NATS', { error: String(err) });
     }
     this.client.close();
     if (this.currentState === 'stopping') this.setState('stopped', 'closed');
   }
+}
+
+function aborted(signal: AbortSignal): Promise<void> {
+  return signal.aborted ? Promise.resolve() : new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
 }
 
 function emptyCompletion(agentId: string, trialId: string): ApiCompleteTrialRequest {

@@ -310,6 +310,16 @@ export class MetricPublisher {
     this.pump(tq);
   }
 
+  /** The seq of the trial's last acknowledged batch (0: none). */
+  ackedSeq(trialId: string): number {
+    return this.trials.get(trialId)?.lastAckedSeq ?? 0;
+  }
+
+  /** The trial's points queued or in flight. */
+  bufferedPoints(trialId: string): number {
+    return this.trials.get(trialId)?.bufferedPoints ?? 0;
+  }
+
   stats(): PublisherStats {
     return { ...this.counters, buffered: this.buffered };
   }

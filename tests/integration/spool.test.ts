@@ -45,7 +45,11 @@ describe('metric spool', () => {
     for (const d of temp.splice(0)) rmSync(d, { recursive: true, force: true });
   });
 
-  it("publishes what a SIGKILLed agent read but could not send, from the next agent's start", async () => {
+  /**
+   * A trial prints its points while NATS is down; the first agent is then ended by `signal`;
+   * NATS comes back and a second agent must publish every point the first one journaled.
+   */
+  async function survives(signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
     stack = await startStack();
     const work = mkdtempSync(join(tmpdir(), 'sweeper-spool-it-'));
     temp.push(work);
@@ -55,8 +59,8 @@ describe('metric spool', () => {
     const sweep = await stack.client.createSweep(JSON.stringify(config), 'spool.json');
     const address = stack.controller.address;
 
-    const first = spawnCli(['agent', sweep.id, '--controller', address, '--agent-id', 'spool-a'], { cwd: SWEEPS, env });
-    const firstDone = collect(first);
+    const first = spawnCli(['agent', sweep.id, '--controller', address, '--agent-id', 'spool-a', '--grace', '1'], { cwd: SWEEPS, env });
+    const firstDone = collect(first, 90_000);
     const trialId = await until('the trial to start', () => readdirSync(work).find((f) => f.endsWith('.pid'))?.replace(/\.pid$/, ''));
 
     // NATS goes away, then the trial prints: the agent can only keep the points (memory, spool).
@@ -68,8 +72,13 @@ describe('metric spool', () => {
       const j = journals(spoolDir).find((x) => x.text.includes(`"trial":"${trialId}"`));
       return j && j.text.split('\n').filter((l) => l.startsWith('{"p":')).length === POINTS ? true : undefined;
     });
-    first.kill('SIGKILL');
-    await firstDone;
+    first.kill(signal);
+    const ended = await firstDone;
+    if (signal === 'SIGTERM') {
+      // It gave up on NATS after its patience and exited on its own, leaving the points spooled.
+      expect(ended.code, ended.stderr).toBe(0);
+      expect(ended.stderr).toContain('metric points not yet published; they wait in the spool for the next agent');
+    }
 
     await stack.nats.restart();
     const second = spawnCli(['agent', sweep.id, '--controller', address, '--agent-id', 'spool-b'], { cwd: SWEEPS, env });
@@ -91,5 +100,13 @@ describe('metric spool', () => {
       second.kill('SIGTERM');
       await secondDone;
     }
+  }
+
+  it("publishes what a SIGKILLed agent read but could not send, from the next agent's start", async () => {
+    await survives('SIGKILL');
   });
+
+  it('lets an agent told to stop while NATS is down exit after its patience, and the next agent publishes its points', async () => {
+    await survives('SIGTERM');
+  }, 120_000);
 });
