@@ -82,6 +82,9 @@ export interface AgentOptions {
  */
 const SHUTDOWN_PATIENCE_MS = 15_000;
 
+/** How often a running agent looks for journals that dead agents of its host left in the spool. */
+const ADOPT_INTERVAL_MS = 10_000;
+
 /** The agent stopped itself because its first trials kept failing. */
 export class AgentFlappingError extends UsageError {}
 
@@ -116,6 +119,7 @@ export class Agent {
   /** Trials handed to one of our slots and not yet reported. */
   private readonly assigned = new Set<string>();
   private gpuTimer?: NodeJS.Timeout;
+  private adoptTimer?: NodeJS.Timeout;
 
   constructor(private readonly opts: AgentOptions) {
     this.agentId = opts.agentId ?? `${osHostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40)}-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -193,6 +197,9 @@ export class Agent {
     if (this.opts.spoolDir) this.spool = new MetricSpool({ dir: this.opts.spoolDir, sweepId, log: this.log.child('spool') });
     this.publisher = new MetricPublisher({ nc: this.nc, sweepId, log: this.log.child('metrics'), journal: this.spool });
     this.adoptOrphanedMetrics();
+    // Agents of this host that die while we run leave journals too: look again now and then.
+    if (this.spool) this.adoptTimer = setInterval(() => this.adoptOrphanedMetrics(), ADOPT_INTERVAL_MS);
+    this.adoptTimer?.unref();
     this.listenForControl(this.nc);
     this.startHeartbeats(reg.heartbeatIntervalMs || 5000);
 
@@ -215,6 +222,7 @@ export class Agent {
   /** Publishes what agents of this host killed before they could had left in the spool. */
   private adoptOrphanedMetrics(): void {
     const publisher = this.publisher!;
+    if (this.shutdownController.signal.aborted) return;
     const orphans = this.spool?.adoptOrphans() ?? [];
     if (orphans.length === 0) return;
     const points = orphans.reduce((n, r) => n + r.queued.length + (r.unacked?.points.length ?? 0), 0);
@@ -462,6 +470,7 @@ export class Agent {
     if (this.currentState === 'running' || this.currentState === 'initialized') this.setState('stopping', 'closing');
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.gpuTimer) clearInterval(this.gpuTimer);
+    if (this.adoptTimer) clearInterval(this.adoptTimer);
     this.controlSub?.unsubscribe();
     try {
       await this.publisher?.close({ signal: this.patience.signal });

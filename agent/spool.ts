@@ -1,10 +1,11 @@
 /**
  * The agent's metric spool: a journal on local disk of every metric point the agent has read
  * from a trial and not yet seen acknowledged by JetStream, so a point survives the agent being
- * killed (SIGKILL, OOM killer) between reading it and publishing it. The next agent started for
- * the same sweep with the same spool folder on this host adopts the journals of dead agents and
- * publishes what they had not: cut batches again under their original seq (JetStream's message
- * id and the controller's per-trial seq check drop whatever had arrived), the rest as new ones.
+ * killed (SIGKILL, OOM killer) between reading it and publishing it. Any agent of the same sweep
+ * with the same spool folder on this host (at its start, and every few seconds while it runs)
+ * adopts the journals of dead agents and publishes what they had not: cut batches again under
+ * their original seq (JetStream's message id and the controller's per-trial seq check drop
+ * whatever had arrived), the rest as new ones.
  *
  * Layout: <dir>/<sweep>/<host>-<pid>.<start>/<trial>.jsonl, one folder per agent process, so
  * liveness is a pid check and adoption is a rename. <start> is the process's start time (Linux's

@@ -47,21 +47,31 @@ describe('metric spool', () => {
 
   /**
    * A trial prints its points while NATS is down; the first agent is then ended by `signal`;
-   * NATS comes back and a second agent must publish every point the first one journaled.
+   * NATS comes back and a second agent (started after, or already running with `secondEarly`)
+   * must publish every point the first one journaled.
    */
-  async function survives(signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
+  async function survives(signal: 'SIGKILL' | 'SIGTERM', secondEarly = false): Promise<void> {
     stack = await startStack();
     const work = mkdtempSync(join(tmpdir(), 'sweeper-spool-it-'));
     temp.push(work);
     const spoolDir = join(work, 'spool');
     const env = { HOLD_DIR: work, SWEEPER_SPOOL_DIR: spoolDir };
-    const config = { method: 'grid', metric: { name: 'loss' }, program: 'hold.cjs', parameters: { points: { value: POINTS } } };
+    // With secondEarly, a second grid point keeps the second agent busy (and alive) meanwhile.
+    const copies = secondEarly ? [1, 2] : [1];
+    const config = { method: 'grid', metric: { name: 'loss' }, program: 'hold.cjs', parameters: { points: { value: POINTS }, copy: { values: copies } } };
     const sweep = await stack.client.createSweep(JSON.stringify(config), 'spool.json');
     const address = stack.controller.address;
 
     const first = spawnCli(['agent', sweep.id, '--controller', address, '--agent-id', 'spool-a', '--grace', '1'], { cwd: SWEEPS, env });
     const firstDone = collect(first, 90_000);
     const trialId = await until('the trial to start', () => readdirSync(work).find((f) => f.endsWith('.pid'))?.replace(/\.pid$/, ''));
+    const startSecond = () => spawnCli(['agent', sweep.id, '--controller', address, '--agent-id', 'spool-b'], { cwd: SWEEPS, env });
+    // Already running (with a trial of its own), it must find the journal when the first agent dies.
+    const early = secondEarly ? startSecond() : undefined;
+    const earlyDone = early && collect(early);
+    let earlyLog = '';
+    early?.stderr!.on('data', (d) => (earlyLog += d));
+    if (early) await until('the second agent to start its trial', () => (earlyLog.includes('trial starting') ? true : undefined));
 
     // NATS goes away, then the trial prints: the agent can only keep the points (memory, spool).
     stack.nats.kill();
@@ -81,8 +91,8 @@ describe('metric spool', () => {
     }
 
     await stack.nats.restart();
-    const second = spawnCli(['agent', sweep.id, '--controller', address, '--agent-id', 'spool-b'], { cwd: SWEEPS, env });
-    const secondDone = collect(second);
+    const second = early ?? startSecond();
+    const secondDone = earlyDone ?? collect(second);
     try {
       const stored = await until('the spooled points to be stored', async () => {
         const d = await stack!.client.getSweep(sweep.id);
@@ -109,4 +119,8 @@ describe('metric spool', () => {
   it('lets an agent told to stop while NATS is down exit after its patience, and the next agent publishes its points', async () => {
     await survives('SIGTERM');
   }, 120_000);
+
+  it('has an agent that was already running find and publish the journal of one that died', async () => {
+    await survives('SIGKILL', true);
+  });
 });
