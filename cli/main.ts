@@ -86,7 +86,7 @@ export function buildProgram(): Command {
     .option('--nats-port <port>', 'port of the embedded nats-server (-1: any free port)', natsPort, 4222)
     .option('--nats-replicas <n>', "copies of Sweeper's streams on a NATS cluster (1, 3 or 5)", positiveInt, 1)
     .option('--data <dir>', 'data folder of the embedded nats-server', '.sweeper/server')
-    .option('--dashboard-port <port>', 'port of the web dashboard (0: any free port)', port, 8080)
+    .option('--dashboard-port <port>', 'port of the web dashboard (0: any free port; the default moves to a free one when taken)', port, 8080)
     .option('--dashboard-host <host>', 'address the web dashboard binds to', '127.0.0.1')
     .option('--no-dashboard', 'do not serve the web dashboard')
     .option('--heartbeat-timeout <seconds>', "a trial whose agent is silent this long becomes 'crashed'", positiveNumber, 30)
@@ -115,7 +115,7 @@ export function buildProgram(): Command {
       .option('--parallel <n>', 'trials at once on a host without GPUs', positiveInt, 1)
       .option('--gpu-sample-interval <seconds>', 'how often GPU utilisation, memory, temperature and power are recorded', positiveNumber, 5)
       .addOption(
-        new Option('--spool-dir <dir>', "where metric points wait on disk until NATS has them; a dead agent's are sent by the next one")
+        new Option('--spool-dir <dir>', "where metric points wait on disk until NATS has them; a dead agent's are sent by the sweep's other agents on this host")
           .env('SWEEPER_SPOOL_DIR')
           .default('.sweeper/spool'),
       )
