@@ -128,6 +128,14 @@ interface AgentInfo {
 
 const DEFAULT_COMMAND = ['${env}', '${interpreter}', '${program}', '${args}'];
 const TARGET_REASON = 'metric.target reached';
+/**
+ * Once every trial is handed out, one idle agent per sweep (the standby) is told to wait while
+ * trials still run, so a trial that crashes with its agent has someone to run it again; the
+ * others are told the sweep is over and exit, freeing whatever they hold (a GPU allocation).
+ * It asks every STANDBY_POLL_MS; silent for STANDBY_LOST_MS, another idle agent takes over.
+ */
+const STANDBY_POLL_MS = 2000;
+const STANDBY_LOST_MS = 10_000;
 /** Limits on what one sweep may ask of the controller. */
 const MAX_CONFIG_CHARS = 1024 * 1024;
 const MAX_PARAMETERS = 1000;
@@ -142,6 +150,8 @@ export class SweepService {
   private readonly stopMonitors = new Map<string, StopMonitor | null>();
   /** Sweeps whose strategy said the space is used up (recomputed after a restart on demand). */
   private readonly exhausted = new Set<string>();
+  /** Per sweep: the idle agent that waits while trials run, and when it last asked. */
+  private readonly standby = new Map<string, { agentId: string; askedAt: number }>();
   /** Sweeps where a trial reached `metric.target` (recomputed from metrics after a restart). */
   private readonly targetReached = new Set<string>();
   private readonly agents = new Map<string, AgentInfo>();
@@ -362,12 +372,14 @@ export class SweepService {
       const limit = trialLimit(sweep, strategy);
       if (limit !== undefined && countedTrials(sweep) >= limit) {
         await this.finishIfIdle(sweep, this.limitReason(sweep, strategy));
+        if (this.standsBy(sweep, agentId)) return { kind: 'retry', afterMs: STANDBY_POLL_MS };
         return { kind: 'done', reason: 'no more trials to run' };
       }
       const suggestion = strategy.suggest(observations(sweep, this.metrics));
       if (suggestion.kind === 'exhausted') {
         this.exhausted.add(sweep.id);
         await this.finishIfIdle(sweep, 'grid exhausted');
+        if (this.standsBy(sweep, agentId)) return { kind: 'retry', afterMs: STANDBY_POLL_MS };
         return { kind: 'done', reason: 'search space exhausted' };
       }
       const trial = await this.createTrial(sweep, agentId, stringifyTyped(suggestion.params));
@@ -394,6 +406,19 @@ export class SweepService {
     const trial = this.state.trials.get(trialId)!;
     this.log.info('trial assigned', { trial: trialId, agent: agentId, params: paramsJson, retryOf });
     return trial;
+  }
+
+  /** Whether this idle agent is (or now becomes) the sweep's standby; see STANDBY_POLL_MS. */
+  private standsBy(sweep: SweepRecord, agentId: string): boolean {
+    if (this.maxCrashRetries <= 0 || isSweepOver(sweep.state) || !sweep.trials.some((t) => t.state === 'running')) {
+      this.standby.delete(sweep.id);
+      return false;
+    }
+    const now = this.now();
+    const current = this.standby.get(sweep.id);
+    if (current && current.agentId !== agentId && now - current.askedAt < STANDBY_LOST_MS) return false;
+    this.standby.set(sweep.id, { agentId, askedAt: now });
+    return true;
   }
 
   /** The oldest crashed trial whose parameters have crashed at most maxCrashRetries times and never ran otherwise. */

@@ -63,7 +63,11 @@ describe('SweepService', () => {
     expect(service.getTrial(t2.id)).toMatchObject({ state: 'failed', reason: 'exit code 1: boom' });
     const t3 = await ask(service, 'a1', sweep.id);
     const t4 = await ask(service, 'a2', sweep.id);
-    expect(await service.requestTrial('a3', sweep.id)).toEqual({ kind: 'done', reason: 'no more trials to run' });
+    // Everything is handed out: one idle agent stands by while trials run (one may crash and need
+    // running again), the others are told the sweep is over.
+    expect(await service.requestTrial('a3', sweep.id)).toEqual({ kind: 'retry', afterMs: 2000 });
+    expect(await service.requestTrial('a5', sweep.id)).toEqual({ kind: 'done', reason: 'no more trials to run' });
+    expect(await service.requestTrial('a3', sweep.id)).toEqual({ kind: 'retry', afterMs: 2000 });
     await service.completeTrial(done('a1', t3.id));
     expect(sweep.state).toBe('running');
     await service.completeTrial(done('a2', t4.id));
@@ -117,6 +121,28 @@ describe('SweepService', () => {
     // The point that crashed twice is given up; the next ask finds the grid exhausted.
     expect(await service.requestTrial('a6', sweep.id)).toEqual({ kind: 'done', reason: 'search space exhausted' });
     expect(sweep.state).toBe('finished');
+  });
+
+  it('keeps one idle agent standing by while trials run, which then runs a crashed trial again', async () => {
+    const { service, advance } = setup({ heartbeatTimeoutMs: 30_000, maxCrashRetries: 1 });
+    const sweep = await service.createSweep(GRID);
+    service.registerAgent({ agentId: 'a1', sweepId: sweep.id, hostname: 'h', pid: 1, slots: 1 });
+    const t1 = await ask(service, 'a1', sweep.id);
+    for (const agent of ['a2', 'a3', 'a4']) await service.completeTrial(done(agent, (await ask(service, agent, sweep.id)).id));
+    // Everything is handed out and t1 runs: a2 stands by, a3 may go.
+    expect(await service.requestTrial('a2', sweep.id)).toEqual({ kind: 'retry', afterMs: 2000 });
+    expect(await service.requestTrial('a3', sweep.id)).toEqual({ kind: 'done', reason: 'no more trials to run' });
+    // A standby that stops asking is replaced.
+    advance(11_000);
+    expect(await service.requestTrial('a3', sweep.id)).toEqual({ kind: 'retry', afterMs: 2000 });
+    // t1's agent goes silent: t1 crashes, and the standby runs its parameters again.
+    advance(20_000);
+    expect(await service.reapLostTrials()).toBe(1);
+    const retry = await ask(service, 'a3', sweep.id);
+    expect(retry).toMatchObject({ paramsJson: t1.paramsJson, retryOf: t1.id });
+    await service.completeTrial(done('a3', retry.id));
+    expect(sweep.state).toBe('finished');
+    expect(await service.requestTrial('a2', sweep.id)).toEqual({ kind: 'done', reason: 'sweep finished' });
   });
 
   it('stop orders a graceful stop, cancel a kill, and heartbeats repeat them', async () => {
