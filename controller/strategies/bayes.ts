@@ -30,7 +30,7 @@ import { defaultTheta, fitHyperparameters, GpPosterior, thetaBounds, type GpTrai
 import { krigingBeliever } from './gp/pending.js';
 import { minimizeBox } from './gp/lbfgs.js';
 import { transformOutputs } from './gp/transform.js';
-import { readHistory, type History } from './history.js';
+import { bestCandidate, readHistory, type History } from './history.js';
 import { gaussian, seededRng as uniform, unitVector, type Rng } from './sampling.js';
 import { SearchSpace } from './space.js';
 import type { Strategy, StrategyOptions, Suggestion, TrialObservation } from './types.js';
@@ -242,13 +242,11 @@ function maximiseAcquisition(space: SearchSpace, posterior: GpPosterior, best: n
   // Screened candidates stand in when every refined point has been run already; points crowding
   // a running trial only when nothing else is left (a small discrete space).
   const ranked = [...results, ...scored.map(({ p, s }) => ({ point: p, value: s }))].sort((a, b) => b.value - a.value);
-  let fallback: Float64Array | undefined;
-  for (const { point } of ranked) {
-    if (history.taken.has(space.keyOfPoint(point))) continue;
-    if (!crowded(point)) return point;
-    fallback ??= point;
-  }
-  return fallback;
+  return bestCandidate(
+    ranked.map((r) => r.point),
+    (p) => history.taken.has(space.keyOfPoint(p)),
+    crowded,
+  );
 }
 
 function perturb(space: SearchSpace, anchor: Float64Array, scale: number, rng: Rng): Float64Array {

@@ -88,3 +88,17 @@ function imputed(impute: NonNullable<NonNullable<SweepConfig['metric']>['impute'
   if (impute === 'worst') return undefined;
   return own;
 }
+
+/**
+ * The first candidate (best first) no trial has run and not crowded; failing that, the first one
+ * no trial has run (a crowded point beats a random one); undefined when every one has been run.
+ */
+export function bestCandidate<T>(ranked: readonly T[], taken: (p: T) => boolean, crowded: (p: T) => boolean): T | undefined {
+  let fallback: T | undefined;
+  for (const p of ranked) {
+    if (taken(p)) continue;
+    if (!crowded(p)) return p;
+    fallback ??= p;
+  }
+  return fallback;
+}
