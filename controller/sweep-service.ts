@@ -132,7 +132,9 @@ const TARGET_REASON = 'metric.target reached';
  * Once every trial is handed out, one idle agent per sweep (the standby) is told to wait while
  * trials still run, so a trial that crashes with its agent has someone to run it again; the
  * others are told the sweep is over and exit, freeing whatever they hold (a GPU allocation).
- * It asks every STANDBY_POLL_MS; silent for STANDBY_LOST_MS, another idle agent takes over.
+ * The standby runs none of the trials (it must outlive them); an agent running some keeps its
+ * free slots asking too, at no cost. It asks every STANDBY_POLL_MS; silent for STANDBY_LOST_MS,
+ * another idle agent takes over.
  */
 const STANDBY_POLL_MS = 2000;
 const STANDBY_LOST_MS = 10_000;
@@ -414,6 +416,7 @@ export class SweepService {
       this.standby.delete(sweep.id);
       return false;
     }
+    if (sweep.trials.some((t) => t.state === 'running' && t.agentId === agentId)) return true;
     const now = this.now();
     const current = this.standby.get(sweep.id);
     if (current && current.agentId !== agentId && now - current.askedAt < STANDBY_LOST_MS) return false;

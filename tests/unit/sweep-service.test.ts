@@ -129,7 +129,10 @@ describe('SweepService', () => {
     service.registerAgent({ agentId: 'a1', sweepId: sweep.id, hostname: 'h', pid: 1, slots: 1 });
     const t1 = await ask(service, 'a1', sweep.id);
     for (const agent of ['a2', 'a3', 'a4']) await service.completeTrial(done(agent, (await ask(service, agent, sweep.id)).id));
-    // Everything is handed out and t1 runs: a2 stands by, a3 may go.
+    // Everything is handed out and t1 runs: a2 stands by, a3 may go. a1, running t1 with a
+    // free slot, may wait too, but is no standby: if it dies, t1 dies with it.
+    service.registerAgent({ agentId: 'a1', sweepId: sweep.id, hostname: 'h', pid: 1, slots: 2 });
+    expect(await service.requestTrial('a1', sweep.id)).toEqual({ kind: 'retry', afterMs: 2000 });
     expect(await service.requestTrial('a2', sweep.id)).toEqual({ kind: 'retry', afterMs: 2000 });
     expect(await service.requestTrial('a3', sweep.id)).toEqual({ kind: 'done', reason: 'no more trials to run' });
     // A standby that stops asking is replaced.
