@@ -10,17 +10,7 @@ import { readHistory } from '../../controller/strategies/history.js';
 import { createStrategy } from '../../controller/strategies/index.js';
 import { SearchSpace } from '../../controller/strategies/space.js';
 import type { TrialObservation } from '../../controller/strategies/types.js';
-import {
-  expectDistinctNewBatch,
-  expectSoundOnEveryDistribution,
-  askParallel,
-  bestValue,
-  everyDistribution,
-  everyDistributionLoss,
-  quadratic,
-  quadraticLoss,
-  runSequential,
-} from '../fixtures/strategies.js';
+import { expectDistinctNewBatch, expectSoundOnEveryDistribution, askParallel, bestValue, everyDistribution, everyDistributionLoss, quadratic, quadraticLoss, runSequential, expectDeterministicParallelBatch } from '../fixtures/strategies.js';
 
 const config = everyDistribution('bayes');
 const space = new SearchSpace(config.parameters);
@@ -176,16 +166,7 @@ describe('bayes', () => {
   });
 
   it('gives the same parallel batch for the same seed and trials, running ones included', () => {
-    const q = quadratic('bayes');
-    const done = runSequential(createStrategy(q, { seed: 6 }), 10, quadraticLoss);
-    const batch = askParallel(createStrategy(q, { seed: 6 }), done, 4).map((p) => stringifyTyped(p));
-    const warm = createStrategy(q, { seed: 6 });
-    warm.suggest(done.slice(0, 9));
-    warm.suggest(done);
-    expect(askParallel(warm, done, 4).map((p) => stringifyTyped(p))).toEqual(batch);
-    const running = askParallel(createStrategy(q, { seed: 6 }), done, 3).map((params, i): TrialObservation => ({ id: `r${i}`, params, state: 'running', value: null }));
-    const fourth = createStrategy(q, { seed: 6 }).suggest([...done, ...running]);
-    expect(fourth.kind === 'params' && stringifyTyped(fourth.params)).toBe(batch[3]);
+    expectDeterministicParallelBatch('bayes', 10);
   });
 
   it('never repeats a point of a small discrete space until every point has run', () => {

@@ -9,18 +9,7 @@ import { createStrategy } from '../../controller/strategies/index.js';
 import { SearchSpace } from '../../controller/strategies/space.js';
 import { bestCandidate } from '../../controller/strategies/history.js';
 import { distanceInBandwidths } from '../../controller/strategies/tpe.js';
-import type { TrialObservation } from '../../controller/strategies/types.js';
-import {
-  expectDistinctNewBatch,
-  expectSoundOnEveryDistribution,
-  askParallel,
-  bestValue,
-  everyDistribution,
-  everyDistributionLoss,
-  quadratic,
-  quadraticLoss,
-  runSequential,
-} from '../fixtures/strategies.js';
+import { expectDistinctNewBatch, expectSoundOnEveryDistribution, askParallel, bestValue, everyDistribution, everyDistributionLoss, quadratic, quadraticLoss, runSequential, expectDeterministicParallelBatch } from '../fixtures/strategies.js';
 
 describe('tpe', () => {
   it('gives the same suggestion for the same config, seed and trials', () => {
@@ -64,16 +53,7 @@ describe('tpe', () => {
   });
 
   it('gives the same parallel batch for the same seed and trials, running ones included', () => {
-    const q = quadratic('tpe');
-    const done = runSequential(createStrategy(q, { seed: 6 }), 12, quadraticLoss);
-    const batch = askParallel(createStrategy(q, { seed: 6 }), done, 4).map((p) => stringifyTyped(p));
-    const warm = createStrategy(q, { seed: 6 });
-    warm.suggest(done.slice(0, 11));
-    warm.suggest(done);
-    expect(askParallel(warm, done, 4).map((p) => stringifyTyped(p))).toEqual(batch);
-    const running = askParallel(createStrategy(q, { seed: 6 }), done, 3).map((params, i): TrialObservation => ({ id: `r${i}`, params, state: 'running', value: null }));
-    const fourth = createStrategy(q, { seed: 6 }).suggest([...done, ...running]);
-    expect(fourth.kind === 'params' && stringifyTyped(fourth.params)).toBe(batch[3]);
+    expectDeterministicParallelBatch('tpe', 12);
   });
 
   it('finds a better point than random search on a simple function', () => {
