@@ -1,6 +1,6 @@
 /**
- * An agent killed (SIGKILL) while NATS is down loses no metric point: what it had read from its
- * trial is in its spool, and the next agent started for the sweep on this host publishes it.
+ * An agent killed (SIGKILL) or stopped while NATS is down loses no metric point: what it had read
+ * from its trial is in its spool, and another agent of the sweep on this host publishes it.
  * Real nats-server (killed and restarted), real controller, real agent and trial processes.
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,18 +9,9 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { collect, spawnCli } from '../fixtures/cli.js';
 import { startStack, SWEEPS, type TestStack } from '../fixtures/stack.js';
+import { until } from '../fixtures/wait.js';
 
 const POINTS = 7;
-
-async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Every journal under the spool folder, with its text. */
 function journals(dir: string): Array<{ path: string; text: string }> {

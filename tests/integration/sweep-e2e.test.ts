@@ -10,6 +10,7 @@ import { parseTypedJson } from '../../common/values.js';
 import type { ControllerHandle } from '../../controller/controller.js';
 import { collect, runCli, spawnCli } from '../fixtures/cli.js';
 import { SWEEPS, startStack, waitSettled, type TestStack } from '../fixtures/stack.js';
+import { until } from '../fixtures/wait.js';
 
 let stack: TestStack;
 let controller: ControllerHandle;
@@ -190,16 +191,6 @@ describe('watching', () => {
     expect(ls.stdout).toMatch(/SWEEP\s+NAME\s+METHOD\s+STATE/);
   });
 });
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('sweep lifecycle', () => {
   it('stop sends the running trial SIGTERM; it ends stopped with its metrics kept, and the agent exits', async () => {
