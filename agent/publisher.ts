@@ -288,20 +288,9 @@ export class MetricPublisher {
     tq.addedUnits = r.queued.length + r.malformed;
     this.buffered += r.queued.length;
     if (r.unacked) {
-      const batch: MetricBatch = { sweepId: this.sweepId, trialId: r.trialId, seq: r.unacked.seq, points: r.unacked.points };
-      if (r.unacked.malformed > 0) batch.malformedLines = r.unacked.malformed;
-      const units = r.unacked.points.length + r.unacked.malformed;
-      tq.batch = {
-        seq: batch.seq,
-        subject: tq.subject,
-        msgId: metricsMsgId(r.trialId, batch.seq),
-        data: encoder.encode(JSON.stringify(batch)),
-        points: r.unacked.points.length,
-        units,
-        attempts: 0,
-      };
-      tq.addedUnits += units;
-      this.buffered += r.unacked.points.length;
+      tq.batch = this.outgoing(tq, r.unacked.seq, r.unacked.points, r.unacked.malformed);
+      tq.addedUnits += tq.batch.units;
+      this.buffered += tq.batch.points;
     }
     if (tq.points.length > 0 || tq.malformed > 0) {
       tq.due = true;
@@ -373,18 +362,16 @@ export class MetricPublisher {
     const maxBytes = Math.min(METRIC_LIMITS.maxMessageBytes, serverMax) - HEADER_ROOM;
     let n = Math.min(tq.points.length, this.maxPointsPerBatch);
     for (;;) {
-      const batch: MetricBatch = { sweepId: this.sweepId, trialId: tq.trialId, seq: tq.nextSeq, points: tq.points.slice(0, n) };
-      if (tq.malformed > 0) batch.malformedLines = tq.malformed;
-      const data = encoder.encode(JSON.stringify(batch));
+      const out = this.outgoing(tq, tq.nextSeq, tq.points.slice(0, n), tq.malformed);
+      const data = out.data;
       if (data.length <= maxBytes) {
         tq.points.splice(0, n);
-        this.journal?.cut(tq.trialId, batch.seq, n, tq.malformed);
-        const units = n + tq.malformed;
+        this.journal?.cut(tq.trialId, out.seq, n, tq.malformed);
         tq.malformed = 0;
         tq.due = false;
         if (tq.points.length === 0) this.dirty.delete(tq);
         tq.nextSeq++;
-        return { seq: batch.seq, subject: tq.subject, msgId: metricsMsgId(tq.trialId, batch.seq), data, points: n, units, attempts: 0 };
+        return out;
       }
       if (n <= 1) {
         // A point this large cannot be sent at all; waiting would block the trial for good.
@@ -405,6 +392,14 @@ export class MetricPublisher {
       // Aim just under the limit rather than halving step by step.
       n = Math.max(1, Math.min(n - 1, Math.floor((n * maxBytes * 0.9) / data.length)));
     }
+  }
+
+  /** The batch of these points (and malformed-line count) under `seq`, encoded for the wire. */
+  private outgoing(tq: TrialQueue, seq: number, points: MetricPoint[], malformed: number): OutgoingBatch {
+    const batch: MetricBatch = { sweepId: this.sweepId, trialId: tq.trialId, seq, points };
+    if (malformed > 0) batch.malformedLines = malformed;
+    const data = encoder.encode(JSON.stringify(batch));
+    return { seq, subject: tq.subject, msgId: metricsMsgId(tq.trialId, seq), data, points: points.length, units: points.length + malformed, attempts: 0 };
   }
 
   private send(tq: TrialQueue, batch: OutgoingBatch): void {

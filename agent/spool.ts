@@ -311,14 +311,7 @@ export class MetricSpool implements MetricJournal {
   /** Writes what is pending and closes every journal; those with unacknowledged points stay for the next agent. */
   close(): void {
     this.flush();
-    for (const j of this.journals.values()) {
-      try {
-        closeSync(j.fd);
-      } catch {
-        // Already closed.
-      }
-    }
-    this.journals.clear();
+    this.closeJournals();
     // Only if empty: nothing is left to adopt.
     for (const dir of [this.dir, this.sweepDir]) {
       try {
@@ -374,6 +367,11 @@ export class MetricSpool implements MetricJournal {
       dir: this.dir,
       error: String(err),
     });
+    this.closeJournals();
+    this.dirty.clear();
+  }
+
+  private closeJournals(): void {
     for (const j of this.journals.values()) {
       try {
         closeSync(j.fd);
@@ -382,7 +380,6 @@ export class MetricSpool implements MetricJournal {
       }
     }
     this.journals.clear();
-    this.dirty.clear();
   }
 }
 
