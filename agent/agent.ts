@@ -12,19 +12,21 @@ import { randomBytes } from 'node:crypto';
 import { hostname as osHostname } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import type { NatsConnection, Subscription } from 'nats';
+import { Events, nkeys } from 'nats';
 import { ApiError, SweeperClient, sleep, withRetry, type ClientSecurity } from '../common/api-client.js';
-import type { ApiAssignment, ApiCompleteTrialRequest } from '../common/api-types.js';
-import { controlMessageSchema, controlSubject } from '../common/control-wire.js';
+import type { ApiAssignment, ApiCompleteTrialRequest, ApiRegisterAgentResponse } from '../common/api-types.js';
+import { agentInboxPrefix, controlMessageSchema, controlSubject } from '../common/control-wire.js';
 import { UsageError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { connectNats } from '../common/nats-connect.js';
+import { formatCreds, parseCreds } from '../common/nats-jwt.js';
 import type { Params } from '../common/values.js';
 import { parseTypedJson } from '../common/values.js';
 import { buildCommand, CommandError } from './command.js';
 import type { Slot } from './gpus.js';
 import { sampleGpus } from './gpus.js';
 import { MetricPublisher } from './publisher.js';
-import { MetricSpool } from './spool.js';
+import { MetricSpool, type RecoveredTrial, type SpoolIdentity } from './spool.js';
 import type { TrialProcess, TrialResult } from './trial-process.js';
 import { startTrial } from './trial-process.js';
 
@@ -120,6 +122,12 @@ export class Agent {
   private readonly assigned = new Set<string>();
   private gpuTimer?: NodeJS.Timeout;
   private adoptTimer?: NodeJS.Timeout;
+  /** This process's own NATS key: the controller signs a JWT for it, bound to our subjects. */
+  private readonly natsKey = nkeys.createUser();
+  /** The JWT of our last registration ('' without Sweeper's NATS auth); read at every reconnect. */
+  private natsJwt = '';
+  /** A registration in flight, so that many refusals at once register once. */
+  private registering?: Promise<ApiRegisterAgentResponse>;
 
   constructor(private readonly opts: AgentOptions) {
     this.agentId = opts.agentId ?? `${osHostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40)}-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -186,16 +194,22 @@ export class Agent {
     const natsUrl = this.opts.natsUrl ?? advertisedNatsUrl(reg.natsUrl, this.opts.controller);
     // Our own NATS credentials win; otherwise those the controller handed us at registration.
     const ownCreds = this.opts.natsUser !== undefined || this.opts.natsToken !== undefined;
+    const useJwt = !ownCreds && reg.natsJwt !== '';
     this.nc = await connectNats(natsUrl, {
       name: `sweeper-agent-${this.agentId}`,
       user: ownCreds ? this.opts.natsUser : reg.natsUser || undefined,
       pass: ownCreds ? this.opts.natsPass : reg.natsPassword || undefined,
       token: ownCreds ? this.opts.natsToken : reg.natsToken || undefined,
+      ...(useJwt ? { jwt: { jwt: () => this.natsJwt, seed: this.natsKey.getSeed() }, inboxPrefix: reg.natsInboxPrefix || agentInboxPrefix(this.agentId) } : {}),
       log: this.log.child('nats'),
       waitOnFirstConnect: true,
     });
-    if (this.opts.spoolDir) this.spool = new MetricSpool({ dir: this.opts.spoolDir, sweepId, log: this.log.child('spool') });
-    this.publisher = new MetricPublisher({ nc: this.nc, sweepId, log: this.log.child('metrics'), journal: this.spool });
+    if (useJwt) void this.renewOnAuthErrors(this.nc);
+    if (this.opts.spoolDir) {
+      const identity: SpoolIdentity = { agentId: this.agentId, ...(useJwt ? { creds: formatCreds(this.natsJwt, this.natsKey.getSeed()) } : {}) };
+      this.spool = new MetricSpool({ dir: this.opts.spoolDir, sweepId, log: this.log.child('spool'), identity });
+    }
+    this.publisher = new MetricPublisher({ nc: this.nc, sweepId, agentId: this.agentId, log: this.log.child('metrics'), journal: this.spool });
     this.adoptOrphanedMetrics();
     // Agents of this host that die while we run leave journals too: look again now and then.
     if (this.spool) this.adoptTimer = setInterval(() => this.adoptOrphanedMetrics(), ADOPT_INTERVAL_MS);
@@ -221,19 +235,95 @@ export class Agent {
 
   /** Publishes what agents of this host killed before they could had left in the spool. */
   private adoptOrphanedMetrics(): void {
-    const publisher = this.publisher!;
     if (this.shutdownController.signal.aborted) return;
     const orphans = this.spool?.adoptOrphans() ?? [];
     if (orphans.length === 0) return;
     const points = orphans.reduce((n, r) => n + r.queued.length + (r.unacked?.points.length ?? 0), 0);
     this.log.info('publishing metric points that dead agents left in the spool', { trials: orphans.length, points });
+    // A dead agent's trials are published as that agent (NATS and the controller take a trial's
+    // metrics only from its holder): with its credentials where it had its own.
+    const byOwner = new Map<string, RecoveredTrial[]>();
     for (const r of orphans) {
-      publisher.adopt(r);
-      // Closing the publisher flushes these too, and releases what got through.
-      void publisher.flushTrial(r.trialId).then(
-        () => publisher.release(r.trialId),
-        (err) => this.log.warn('spooled metric points not published yet (kept for the next agent)', { trial: r.trialId, error: String(err) }),
+      const owner = r.owner?.agentId ?? this.agentId;
+      byOwner.set(owner, [...(byOwner.get(owner) ?? []), r]);
+    }
+    for (const [owner, trials] of byOwner) {
+      if (owner === this.agentId) {
+        const publisher = this.publisher!;
+        for (const r of trials) {
+          publisher.adopt(r);
+          // Closing the publisher flushes these too, and releases what got through.
+          void publisher.flushTrial(r.trialId).then(
+            () => publisher.release(r.trialId),
+            (err) => this.log.warn('spooled metric points not published yet (kept for the next agent)', { trial: r.trialId, error: String(err) }),
+          );
+        }
+      } else {
+        void this.publishAs(trials[0].owner!, trials).catch((err) =>
+          this.log.warn('spooled metric points of a dead agent not published yet (kept for the next agent)', { owner, error: String(err) }),
+        );
+      }
+    }
+  }
+
+  /** Publishes another (dead) agent's spooled trials under its name, then lets go of its connection. */
+  private async publishAs(owner: SpoolIdentity, trials: RecoveredTrial[]): Promise<void> {
+    let nc = this.nc!;
+    if (owner.creds) {
+      const { jwt, seed } = parseCreds(owner.creds);
+      nc = await connectNats(this.nc!.getServer(), {
+        name: `sweeper-agent-${this.agentId}-for-${owner.agentId}`,
+        jwt: { jwt, seed: new TextEncoder().encode(seed) },
+        inboxPrefix: agentInboxPrefix(owner.agentId),
+        log: this.log.child('nats-adopted'),
+      });
+    }
+    const publisher = new MetricPublisher({ nc, sweepId: this.opts.sweepId, agentId: owner.agentId, log: this.log.child('metrics-adopted'), journal: this.spool });
+    try {
+      for (const r of trials) publisher.adopt(r);
+      await Promise.all(
+        trials.map((r) => publisher.flushTrial(r.trialId, { signal: this.patience.signal }).then(() => publisher.release(r.trialId))),
       );
+    } finally {
+      await publisher.close({ signal: this.patience.signal });
+      if (nc !== this.nc) await nc.close().catch(() => undefined);
+    }
+  }
+
+  /**
+   * With Sweeper's NATS auth, a refused connection means our JWT is no longer trusted (the keys
+   * were rotated): register again for a new one, which the next reconnect presents. Points wait
+   * in the publisher and the spool meanwhile.
+   */
+  private async renewOnAuthErrors(nc: NatsConnection): Promise<void> {
+    for await (const s of nc.status()) {
+      if (s.type !== Events.Error || !/authorization|authentication|expired/i.test(String(s.data))) continue;
+      this.log.warn('NATS refused our credentials; registering again for new ones', { error: String(s.data) });
+      await this.reregister().catch((err) => this.log.warn('could not register again', { error: String(err) }));
+    }
+  }
+
+  /** One registration at a time, however many calls found the controller had forgotten us. */
+  private reregister(): Promise<ApiRegisterAgentResponse> {
+    this.registering ??= this.register(this.shutdownController.signal).finally(() => {
+      this.registering = undefined;
+    });
+    return this.registering;
+  }
+
+  /**
+   * An API call for this agent: retried while the controller is away, and after registering
+   * again when a restarted controller no longer knows us.
+   */
+  private async call<T>(what: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await withRetry(what, fn, this.log, signal);
+      } catch (err) {
+        if (!(err instanceof ApiError && isUnknownAgent(err)) || attempt >= 3) throw err;
+        this.log.info('the controller does not know this agent (it restarted?): registering again');
+        await this.reregister();
+      }
     }
   }
 
@@ -247,7 +337,7 @@ export class Agent {
       // claim back when it gets none.
       if (this.opts.count !== undefined && this.trialsRun >= this.opts.count) return `ran --count ${this.opts.count} trials`;
       this.trialsRun++;
-      const res = await withRetry('request a trial', () => this.client.requestTrial(this.agentId, sweepId), this.log, abort).catch(
+      const res = await this.call('request a trial', () => this.client.requestTrial(this.agentId, sweepId), abort).catch(
         (err) => {
           if (abort.aborted) return undefined;
           throw err;
@@ -298,8 +388,8 @@ export class Agent {
     this.gpuTimer.unref();
   }
 
-  private register(abort?: AbortSignal) {
-    return withRetry(
+  private async register(abort?: AbortSignal): Promise<ApiRegisterAgentResponse> {
+    const reg = await withRetry(
       'register agent',
       () =>
         this.client.registerAgent({
@@ -308,10 +398,13 @@ export class Agent {
           hostname: osHostname(),
           pid: process.pid,
           slots: this.slots.length,
+          natsPublicKey: this.natsKey.getPublicKey(),
         }),
       this.log,
       abort,
     );
+    this.natsJwt = reg.natsJwt;
+    return reg;
   }
 
   /** Stop when the first trials keep failing: the program or its environment is broken. */
@@ -367,6 +460,7 @@ export class Agent {
       this.slotOf.delete(a.trialId);
     }
     const lastSeq = await this.flushTrial(a.trialId);
+    const points = this.publisher!.pointCounts(a.trialId);
     const outcome = result.startError
       ? `could not start: ${result.startError}`
       : result.stoppedBy
@@ -387,6 +481,8 @@ export class Agent {
       lastMetricSeq: lastSeq,
       durationMs: result.durationMs,
       argv,
+      metricPoints: points.captured,
+      droppedPoints: points.dropped,
     });
     return !result.stoppedBy && (result.startError !== undefined || result.exitCode !== 0);
   }
@@ -409,13 +505,29 @@ export class Agent {
     }
   }
 
+  /**
+   * Reports a trial's end. Must survive a controller restart: retried, while shutting down too
+   * until patience runs out. A report the controller refuses never stops the agent: it sends
+   * what it can instead (the trial then ends failed with the reason), or logs the refusal.
+   */
   private async complete(req: ApiCompleteTrialRequest): Promise<void> {
-    // Reporting must survive a controller restart: retry, while shutting down too until patience runs out.
+    const send = (r: ApiCompleteTrialRequest) => this.call(`report trial ${r.trialId}`, () => this.client.completeTrial(r), this.patience.signal);
     try {
-      await withRetry(`report trial ${req.trialId}`, () => this.client.completeTrial(req), this.log, this.patience.signal);
+      await send(req);
     } catch (err) {
-      if (!this.patience.signal.aborted) throw err;
-      this.log.warn('trial not reported; the controller will count it crashed', { trial: req.trialId, error: String(err) });
+      if (this.patience.signal.aborted) {
+        this.log.warn('trial not reported; the controller will count it crashed', { trial: req.trialId, error: String(err) });
+        return;
+      }
+      if (!(err instanceof ApiError) || err.code !== grpc.status.INVALID_ARGUMENT) {
+        this.log.error('the controller refused the trial report', { trial: req.trialId, error: String(err) });
+        return;
+      }
+      const reportError = `the controller refused the agent's report: ${err.details.slice(0, 500)}`;
+      this.log.error(`${reportError}; sending a reduced one`, { trial: req.trialId });
+      await send(reducedReport(req, reportError)).catch((again) =>
+        this.log.error('the controller refused the reduced trial report too', { trial: req.trialId, error: String(again) }),
+      );
     }
   }
 
@@ -457,7 +569,7 @@ export class Agent {
         });
         for (const order of res.stop) this.stopTrial(order.trialId, order.reason, order.graceMs);
         // The controller restarted and forgot us: register again (it keeps our trials).
-        if (res.unknownAgent) await this.register();
+        if (res.unknownAgent) await this.reregister();
       } catch (err) {
         this.log.debug('heartbeat failed', { error: String(err) });
       }
@@ -484,6 +596,17 @@ export class Agent {
     this.client.close();
     if (this.currentState === 'stopping') this.setState('stopped', 'closed');
   }
+}
+
+/** Whether the controller said it does not know this agent (see SweepService.requireAgent). */
+function isUnknownAgent(err: ApiError): boolean {
+  return err.code === grpc.status.NOT_FOUND && /^unknown agent /.test(err.details);
+}
+
+/** What surely fits the wire: short tails and argv, and why the full report was refused. */
+function reducedReport(req: ApiCompleteTrialRequest, reportError: string): ApiCompleteTrialRequest {
+  const cut = (lines: string[], n: number) => lines.slice(-n).map((l) => (l.length > 1000 ? `${l.slice(0, 1000)}…` : l));
+  return { ...req, argv: cut(req.argv.slice(0, 100), 100), stdoutTail: cut(req.stdoutTail, 50), stderrTail: cut(req.stderrTail, 50), reportError };
 }
 
 function aborted(signal: AbortSignal): Promise<void> {

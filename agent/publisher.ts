@@ -30,6 +30,8 @@ import type { MetricJournal, RecoveredTrial } from './spool.js';
 export interface MetricPublisherOptions {
   nc: NatsConnection;
   sweepId: string;
+  /** The agent whose trials these are: part of every subject (metrics-wire.ts). */
+  agentId: string;
   log: Logger;
   /** A queued point leaves within about this long. */
   flushIntervalMs?: number;
@@ -104,6 +106,9 @@ class TrialQueue {
   waiters: FlushWaiter[] = [];
   /** Whether the journal has this trial open (it is closed once everything is acknowledged). */
   journaled = false;
+  /** Points the trial logged that passed the wire schema, and how many of them were dropped. */
+  captured = 0;
+  dropped = 0;
 
   constructor(
     readonly trialId: string,
@@ -123,6 +128,7 @@ export class MetricPublisher {
   private readonly nc: NatsConnection;
   private readonly js: JetStreamClient;
   private readonly sweepId: string;
+  private readonly agentId: string;
   private readonly log: Logger;
   private readonly flushIntervalMs: number;
   private readonly maxPointsPerBatch: number;
@@ -149,6 +155,7 @@ export class MetricPublisher {
     this.nc = opts.nc;
     this.js = opts.nc.jetstream();
     this.sweepId = opts.sweepId;
+    this.agentId = opts.agentId;
     this.log = opts.log;
     this.warner = new ThrottledWarner(opts.log);
     this.flushIntervalMs = opts.flushIntervalMs ?? 250;
@@ -170,12 +177,14 @@ export class MetricPublisher {
 
   add(trialId: string, point: MetricPoint): void {
     try {
+      const tq = this.queueFor(trialId);
       if (this.closing || this.connClosed) {
+        // Only while the agent shuts down or after NATS closed for good; the trial's report says so.
         this.counters.dropped++;
-        this.warner.warn('closed', 'metric publisher is closed; dropping points', { trial: trialId });
+        tq.dropped++;
+        this.warner.error('closed', 'metric publisher is closed; dropping points (the trial will show them as dropped)', { trial: trialId });
         return;
       }
-      const tq = this.queueFor(trialId);
       // One bad point would get the whole batch rejected by the controller, so stop it here.
       if (!metricPointSchema.safeParse(point).success) {
         this.counters.invalid++;
@@ -185,6 +194,7 @@ export class MetricPublisher {
       }
       tq.points.push(point);
       this.journalFor(tq)?.point(trialId, point);
+      tq.captured++;
       tq.addedUnits++;
       this.buffered++;
       this.dirty.add(tq);
@@ -304,6 +314,15 @@ export class MetricPublisher {
     return this.trials.get(trialId)?.lastAckedSeq ?? 0;
   }
 
+  /**
+   * Points the trial logged and how many of those were dropped (buffer full, too large, publisher
+   * closed): the controller is told, so that what never arrived is visible on the trial.
+   */
+  pointCounts(trialId: string): { captured: number; dropped: number } {
+    const tq = this.trials.get(trialId);
+    return { captured: tq?.captured ?? 0, dropped: tq?.dropped ?? 0 };
+  }
+
   /** The trial's points queued or in flight. */
   bufferedPoints(trialId: string): number {
     return this.trials.get(trialId)?.bufferedPoints ?? 0;
@@ -316,7 +335,7 @@ export class MetricPublisher {
   private queueFor(trialId: string): TrialQueue {
     let tq = this.trials.get(trialId);
     if (!tq) {
-      tq = new TrialQueue(trialId, metricsSubject(this.sweepId, trialId));
+      tq = new TrialQueue(trialId, metricsSubject(this.sweepId, this.agentId, trialId));
       this.trials.set(trialId, tq);
     }
     return tq;
@@ -379,6 +398,7 @@ export class MetricPublisher {
         this.journal?.dropped(tq.trialId, 1);
         this.buffered--;
         this.counters.dropped++;
+        tq.dropped++;
         tq.settledUnits++;
         this.log.warn('dropping a metric point larger than the message limit', { trial: tq.trialId, bytes: data.length });
         if (tq.points.length === 0 && tq.malformed === 0) {
@@ -500,6 +520,7 @@ export class MetricPublisher {
       oldest.points.splice(0, k);
       this.journal?.dropped(oldest.trialId, k);
       oldest.settledUnits += k;
+      oldest.dropped += k;
       if (oldest.points.length === 0 && oldest.malformed === 0) this.dirty.delete(oldest);
       this.settleWaiters(oldest);
       this.buffered -= k;

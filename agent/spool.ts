@@ -13,7 +13,12 @@
  * the agent; where it cannot be read the folder is just <host>-<pid>. Each journal is JSON lines, in the order the publisher
  * did things to the trial's queue:
  *
- *   {"trial":"<id>","seq":N}   header: the next batch seq when the file was opened
+ *   {"trial":"<id>","seq":N,"agent":"<id>","creds":"..."}
+ *                              header: the next batch seq when the file was opened, the agent whose
+ *                              trial it is and its NATS credentials (NATS lets only that agent publish
+ *                              the trial's metrics, so the adopter publishes them as that agent: the
+ *                              folder is 0700, and a process of the same user could read the dead
+ *                              agent's memory anyway)
  *   {"p":<point>}              a point was queued
  *   {"m":1}                    a malformed line was counted
  *   {"c":[seq,n,m]}            a batch was cut: seq, the first n queued points, m malformed lines
@@ -54,9 +59,17 @@ export interface MetricJournal {
   finished(trialId: string): void;
 }
 
+/** Whose journals these are: the agent id, and its NATS credentials (`.creds` text) when it has its own. */
+export interface SpoolIdentity {
+  agentId: string;
+  creds?: string;
+}
+
 /** A trial's queue as a dead agent left it. */
 export interface RecoveredTrial {
   trialId: string;
+  /** The agent that ran the trial (absent in journals of older versions: the adopter's own id is used). */
+  owner?: SpoolIdentity;
   /** The batch that was cut but never acknowledged: resent under the same seq. */
   unacked: { seq: number; points: MetricPoint[]; malformed: number } | null;
   /** Queued points not yet cut into a batch, oldest first, and malformed lines not yet sent. */
@@ -76,6 +89,7 @@ export function readJournal(text: string): RecoveredTrial {
   const lines = text.split('\n');
   if (lines[lines.length - 1] === '') lines.pop();
   let trialId: string | undefined;
+  let owner: SpoolIdentity | undefined;
   let nextSeq = 1;
   let queued: MetricPoint[] = [];
   let malformed = 0;
@@ -91,6 +105,7 @@ export function readJournal(text: string): RecoveredTrial {
     if (typeof r.trial === 'string') {
       if (trialId !== undefined && r.trial !== trialId) throw new JournalError(`line ${i + 1}: a second trial id '${r.trial}'`);
       trialId = r.trial;
+      if (typeof r.agent === 'string') owner = { agentId: r.agent, ...(typeof r.creds === 'string' ? { creds: r.creds } : {}) };
       // Reopened after everything before was settled: nothing earlier is pending.
       nextSeq = Math.max(nextSeq, Number(r.seq) || 1);
     } else if ('p' in r) {
@@ -115,7 +130,7 @@ export function readJournal(text: string): RecoveredTrial {
     }
   });
   if (trialId === undefined) throw new JournalError('no header');
-  return { trialId, unacked, queued, malformed, nextSeq };
+  return { trialId, ...(owner ? { owner } : {}), unacked, queued, malformed, nextSeq };
 }
 
 export interface SpoolOptions {
@@ -129,6 +144,8 @@ export interface SpoolOptions {
   pid?: number;
   /** A journal past this size is rewritten when its trial is idle. Default 256 KiB. */
   compactBytes?: number;
+  /** Written into each journal's header, so that whoever adopts it publishes as this agent. */
+  identity?: SpoolIdentity;
 }
 
 interface OpenJournal {
@@ -137,6 +154,12 @@ interface OpenJournal {
   pending: string;
   /** Written so far (characters; about bytes). */
   size: number;
+  /** Whose trial it is: kept in the header through rewrites. */
+  owner?: SpoolIdentity;
+}
+
+function header(trialId: string, nextSeq: number, owner?: SpoolIdentity): string {
+  return JSON.stringify({ trial: trialId, seq: nextSeq, ...(owner ? { agent: owner.agentId, ...(owner.creds ? { creds: owner.creds } : {}) } : {}) });
 }
 
 export class MetricSpool implements MetricJournal {
@@ -148,6 +171,7 @@ export class MetricSpool implements MetricJournal {
   private readonly warner: ThrottledWarner;
   private readonly isAlive: (pid: number, start?: string) => boolean;
   private readonly compactBytes: number;
+  private readonly identity?: SpoolIdentity;
   private readonly journals = new Map<string, OpenJournal>();
   private readonly dirty = new Set<OpenJournal>();
   private flushScheduled = false;
@@ -163,6 +187,7 @@ export class MetricSpool implements MetricJournal {
     this.warner = new ThrottledWarner(opts.log);
     this.isAlive = opts.isAlive ?? pidAlive;
     this.compactBytes = opts.compactBytes ?? 256 * 1024;
+    this.identity = opts.identity;
   }
 
   /**
@@ -231,7 +256,7 @@ export class MetricSpool implements MetricJournal {
     }
     if (this.journals.has(recovered.trialId)) return null;
     try {
-      this.journals.set(recovered.trialId, { fd: openSync(to, 'a'), path: to, pending: '', size: 0 });
+      this.journals.set(recovered.trialId, { fd: openSync(to, 'a'), path: to, pending: '', size: 0, owner: recovered.owner });
     } catch (err) {
       this.log.warn('cannot reopen a spooled metric journal', { file: to, error: String(err) });
       return null;
@@ -245,9 +270,9 @@ export class MetricSpool implements MetricJournal {
     if (this.broken) return;
     const path = join(this.dir, `${safeName(trialId)}.jsonl`);
     try {
-      const j: OpenJournal = { fd: openSync(path, 'a'), path, pending: '', size: 0 };
+      const j: OpenJournal = { fd: openSync(path, 'a', 0o600), path, pending: '', size: 0, owner: this.identity };
       this.journals.set(trialId, j);
-      this.append(trialId, JSON.stringify({ trial: trialId, seq: nextSeq }));
+      this.append(trialId, header(trialId, nextSeq, j.owner));
     } catch (err) {
       this.fail(err);
     }
@@ -276,12 +301,12 @@ export class MetricSpool implements MetricJournal {
   idle(trialId: string, nextSeq: number, queued: readonly MetricPoint[], malformed: number): void {
     const j = this.journals.get(trialId);
     if (!j || j.size + j.pending.length < this.compactBytes) return;
-    let text = JSON.stringify({ trial: trialId, seq: nextSeq }) + '\n';
+    let text = header(trialId, nextSeq, j.owner) + '\n';
     for (const p of queued) text += `{"p":${JSON.stringify(p)}}\n`;
     text += '{"m":1}\n'.repeat(malformed);
     const tmp = `${j.path}.tmp`;
     try {
-      writeFileSync(tmp, text);
+      writeFileSync(tmp, text, { mode: 0o600 });
       renameSync(tmp, j.path);
       closeSync(j.fd);
       j.fd = openSync(j.path, 'a');

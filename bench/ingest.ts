@@ -95,7 +95,7 @@ async function main(): Promise<void> {
       conns.push(nc);
       // Each simulated agent its own spool folder, as separate agent processes would have.
       const journal = SPOOL ? new MetricSpool({ dir: join(dir, 'spool'), sweepId: sweep.id, log: silentLogger, pid: 1_000_000 + a }) : undefined;
-      publishers.push(new MetricPublisher({ nc, sweepId: sweep.id, log: silentLogger, journal }));
+      publishers.push(new MetricPublisher({ nc, sweepId: sweep.id, agentId: `bench-${a}`, log: silentLogger, journal }));
     }
     const steps = new Map<string, number>();
     let offered = 0;

@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { runAgentCommand } from './commands/agent.js';
 import { runCreate, runLogs, runLs, runStats, runSweepControl } from './commands/client.js';
 import { runLocal } from './commands/local.js';
+import { runNatsAuth } from './commands/nats-auth.js';
 import { runServer } from './commands/server.js';
 import { runSuggest } from './commands/suggest.js';
 import { runValidate } from './commands/validate.js';
@@ -59,6 +60,13 @@ export function buildProgram(): Command {
     .option('--gpus <spec>', 'one agent driving these GPUs, a trial per GPU: all, a count, or indices such as 0,2')
     .option('--per-gpu <k>', 'trials per GPU at once (with --gpus)', positiveInt, 1)
     .action(async (file: string, o) => runLocal(file, o));
+
+  program
+    .command('nats-auth')
+    .description("create Sweeper's NATS operator keys for an external nats-server (per-agent least-privilege identities) and print how to use them")
+    .option('--data <dir>', 'data folder the controller will run with', '.sweeper/server')
+    .option('--rotate', 'replace the signing and controller keys: credentials issued so far stop working, data stays')
+    .action(async (o) => runNatsAuth(o));
 
   program
     .command('validate')

@@ -96,7 +96,7 @@ export class SweeperClient {
   cancelSweep(sweepId: string): Promise<ApiSweep> {
     return this.call('CancelSweep', { sweepId });
   }
-  registerAgent(req: { agentId: string; sweepId: string; hostname: string; pid: number; slots: number }): Promise<ApiRegisterAgentResponse> {
+  registerAgent(req: { agentId: string; sweepId: string; hostname: string; pid: number; slots: number; natsPublicKey?: string }): Promise<ApiRegisterAgentResponse> {
     return this.call('RegisterAgent', req);
   }
   heartbeat(req: { agentId: string; sweepId: string; runningTrialIds: string[] }): Promise<ApiHeartbeatResponse> {

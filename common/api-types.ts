@@ -43,6 +43,9 @@ export interface ApiTrial {
   gpu: string;
   gpuUtil?: number;
   gpuMemoryMb?: number;
+  /** Points the agent reported capturing that have not arrived; points it dropped before sending. */
+  missingPoints?: number;
+  droppedPoints?: number;
 }
 
 export interface ApiSweepDetail {
@@ -75,6 +78,8 @@ export interface ApiRegisterAgentResponse {
   natsPassword: string;
   natsToken: string;
   heartbeatTimeoutMs: number;
+  natsJwt: string;
+  natsInboxPrefix: string;
 }
 
 export interface ApiHeartbeatResponse {
@@ -96,6 +101,9 @@ export interface ApiCompleteTrialRequest {
   durationMs: number;
   argv: string[];
   lostReason?: string;
+  metricPoints?: number;
+  droppedPoints?: number;
+  reportError?: string;
 }
 
 export interface ApiTrialDetail {

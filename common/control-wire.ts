@@ -8,6 +8,11 @@ export function controlSubject(agentId: string): string {
   return `sweeper.control.${agentId}`;
 }
 
+/** The inbox prefix of an agent's NATS connection; with Sweeper's NATS auth it may subscribe to no other replies. */
+export function agentInboxPrefix(agentId: string): string {
+  return `_INBOX.${agentId}`;
+}
+
 export const controlMessageSchema = z.object({
   type: z.literal('stop'),
   trialId: z.string().min(1).max(200),

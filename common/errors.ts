@@ -41,3 +41,17 @@ export function isAddressInUse(err: unknown): boolean {
 
 /** An external program we need (nats-server) is missing and could not be installed. */
 export class MissingDependencyError extends SweeperError {}
+
+/** An agent asked about a trial that is not its own (another agent's, or one it never held). */
+export class NotHolderError extends SweeperError {
+  constructor(
+    readonly agentId: string,
+    readonly trialId: string,
+    holder: string,
+  ) {
+    super(`agent '${agentId}' does not hold trial '${trialId}'${holder ? ` (agent '${holder}' does)` : ''}`);
+  }
+}
+
+/** An agent called about a sweep other than the one it registered for. */
+export class WrongSweepError extends SweeperError {}

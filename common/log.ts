@@ -64,13 +64,22 @@ export class ThrottledWarner {
   ) {}
 
   warn(kind: string, msg: string, fields: Record<string, unknown> = {}): void {
+    this.write('warn', kind, msg, fields);
+  }
+
+  /** As `warn`, for what loses data. */
+  error(kind: string, msg: string, fields: Record<string, unknown> = {}): void {
+    this.write('error', kind, msg, fields);
+  }
+
+  private write(level: 'warn' | 'error', kind: string, msg: string, fields: Record<string, unknown>): void {
     const now = Date.now();
     const last = this.last.get(kind);
     if (last && now - last.at < this.intervalMs) {
       last.suppressed++;
       return;
     }
-    this.log.warn(msg, { ...fields, ...(last?.suppressed ? { similarSuppressed: last.suppressed } : {}) });
+    this.log[level](msg, { ...fields, ...(last?.suppressed ? { similarSuppressed: last.suppressed } : {}) });
     this.last.set(kind, { at: now, suppressed: 0 });
   }
 }

@@ -11,9 +11,25 @@ import { z } from 'zod';
 export const METRICS_STREAM = 'SWEEPER_METRICS';
 export const METRICS_SUBJECT_PREFIX = 'sweeper.metrics';
 
-/** `sweeper.metrics.<sweepId>.<trialId>`: ids never contain dots. */
-export function metricsSubject(sweepId: string, trialId: string): string {
-  return `${METRICS_SUBJECT_PREFIX}.${sweepId}.${trialId}`;
+/**
+ * `sweeper.metrics.<sweepId>.<agentId>.<trialId>`: ids never contain dots. The agent is in the
+ * subject so that NATS itself can hold each agent to its own subjects (controller/nats-auth.ts),
+ * and the controller checks that the trial is one that agent holds.
+ */
+export function metricsSubject(sweepId: string, agentId: string, trialId: string): string {
+  return `${METRICS_SUBJECT_PREFIX}.${sweepId}.${agentId}.${trialId}`;
+}
+
+/** Every subject one agent may publish metrics on in one sweep. */
+export function agentMetricsWildcard(sweepId: string, agentId: string): string {
+  return `${METRICS_SUBJECT_PREFIX}.${sweepId}.${agentId}.*`;
+}
+
+/** The parts of a metric subject, or null when it is not one. */
+export function parseMetricsSubject(subject: string): { sweepId: string; agentId: string; trialId: string } | null {
+  const parts = subject.split('.');
+  if (parts.length !== 5 || `${parts[0]}.${parts[1]}` !== METRICS_SUBJECT_PREFIX) return null;
+  return { sweepId: parts[2], agentId: parts[3], trialId: parts[4] };
 }
 
 export function metricsMsgId(trialId: string, seq: number): string {

@@ -6,6 +6,7 @@ import {
   connect,
   DebugEvents,
   Events,
+  jwtAuthenticator,
   nanos,
   NatsError,
   RetentionPolicy,
@@ -23,6 +24,13 @@ export interface ConnectNatsOptions {
   user?: string;
   pass?: string;
   token?: string;
+  /**
+   * A user JWT and its nkey seed (decentralized auth). The JWT may be a function: it is asked
+   * again at every reconnect, so a refreshed one is used without a new connection.
+   */
+  jwt?: { jwt: string | (() => string); seed: Uint8Array };
+  /** Replies come to `<prefix>.<...>`: an agent may subscribe only to its own. */
+  inboxPrefix?: string;
   log?: Logger;
   /** Keep retrying the first connect too, instead of failing when the server is not up yet. */
   waitOnFirstConnect?: boolean;
@@ -37,6 +45,11 @@ export async function connectNats(url: string | string[], opts: ConnectNatsOptio
     user: opts.user,
     pass: opts.pass,
     token: opts.token,
+    ...(opts.jwt ? { authenticator: jwtAuthenticator(opts.jwt.jwt, opts.jwt.seed) } : {}),
+    ...(opts.inboxPrefix ? { inboxPrefix: opts.inboxPrefix } : {}),
+    // An authorization error is not the end: credentials can be renewed (the agent registers
+    // again) and the server can come back with its keys; keep trying, as for any other outage.
+    ignoreAuthErrorAbort: true,
     waitOnFirstConnect: opts.waitOnFirstConnect ?? false,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,

@@ -1,17 +1,26 @@
 /**
  * Finding, installing and running a local nats-server (Debian's package, 2.9 or later).
  *
- * `sweeper local`, the benchmarks and the integration tests all start their server through
- * `startNatsServer`, so there is one place that knows the flags, waits for readiness and stops
- * the process by pid.
+ * `sweeper server`, `sweeper local`, the benchmarks and the integration tests all start their
+ * server through `startNatsServer`, so there is one place that knows the flags, waits for
+ * readiness and stops the process.
+ *
+ * The server's life is tied to its owner's, twice over. It runs under a guardian
+ * (nats-guardian.mjs) that stops it when the owner dies, even by SIGKILL. And with `pidFile` the
+ * server is recorded in its store (`nats-server.pid`), so that when the guardian died as well
+ * (`kill -9` of the whole group, the OOM killer) the next start stops the server left behind
+ * instead of failing on its port; it stops it only when it can prove the process is that server.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants as fsConstants, closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { AddressInUseError, MissingDependencyError, SweeperError } from './errors.js';
 import { silentLogger, type Logger } from './log.js';
+import { commandLine, describeProcess, isRunning, readRecord, removeRecord, terminateProcess, writeRecord, type ProcessRecord } from './pid-file.js';
 
 const BINARY = 'nats-server';
 const EXTRA_DIRS = ['/usr/sbin', '/usr/bin', '/usr/local/bin'];
@@ -131,21 +140,60 @@ export interface StartNatsServerOptions {
   user?: string;
   password?: string;
   token?: string;
+  /**
+   * Config text that makes the server trust an operator (decentralized JWT auth: operator,
+   * resolver and preloaded accounts, from controller/nats-auth.ts). Replaces user/password/token.
+   */
+  operatorConfig?: string;
   /** The server's max_payload; its default is 1 MiB. */
   maxPayloadBytes?: number;
   /** Defaults to `findNatsServer()`. */
   binary?: string;
   startTimeoutMs?: number;
-  /** Send SIGTERM to the server when this process exits (the default), so it is not orphaned. */
+  /**
+   * Run the server under its guardian and stop it when this process exits (the default), so it
+   * is never orphaned. False: the server is this process's plain child and may outlive it.
+   */
   stopOnExit?: boolean;
+  /**
+   * Record the server in `storeDir/nats-server.pid` while it runs, and before starting stop the
+   * server an earlier owner left there. Only for an owner that has the store to itself
+   * (`sweeper server` holds its data folder's lock): another live owner's server would be
+   * stopped too.
+   */
+  pidFile?: boolean;
   log?: Logger;
 }
+
+/** What `storeDir/nats-server.pid` holds: the server's process, its config file and its guardian. */
+export interface NatsPidRecord extends ProcessRecord {
+  /** The absolute path of the config file, which is on the server's command line. */
+  config: string;
+  /** The guardian's pid (for people and tests; the server's record is what proves ownership). */
+  guardian?: number;
+}
+
+export const NATS_PID_FILE = 'nats-server.pid';
+/** Between SIGTERM and SIGKILL when a server is stopped: JetStream flushes its store on SIGTERM. */
+const STOP_GRACE_MS = 5000;
+
+/** nats-guardian.mjs is plain JavaScript read from the source tree, also when running from dist/. */
+const GUARDIAN: string = (() => {
+  for (const rel of ['./nats-guardian.mjs', '../../common/nats-guardian.mjs']) {
+    const p = fileURLToPath(new URL(rel, import.meta.url));
+    if (existsSync(p)) return p;
+  }
+  throw new Error('cannot find common/nats-guardian.mjs next to the sweeper sources');
+})();
 
 export interface NatsServerHandle {
   /** `nats://host:port`, without credentials. */
   readonly url: string;
   readonly port: number;
+  /** nats-server's own pid. */
   readonly pid: number;
+  /** The pid of its guardian (nats-guardian.mjs), unless started with `stopOnExit: false`. */
+  readonly guardianPid?: number;
   readonly storeDir: string;
   readonly logFile: string;
   /** Settles once the process has exited. */
@@ -208,13 +256,45 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Credentials go into a 0600 config file, because command-line arguments are readable by every local user. */
 function writeConfig(file: string, opts: StartNatsServerOptions): void {
   const lines: string[] = [];
-  if (opts.token !== undefined) {
+  if (opts.operatorConfig !== undefined) {
+    lines.push(opts.operatorConfig);
+  } else if (opts.token !== undefined) {
     lines.push(`authorization { token: ${JSON.stringify(opts.token)} }`);
   } else if (opts.user !== undefined) {
     lines.push(`authorization { user: ${JSON.stringify(opts.user)}, password: ${JSON.stringify(opts.password ?? '')} }`);
   }
   if (opts.maxPayloadBytes !== undefined) lines.push(`max_payload: ${Math.floor(opts.maxPayloadBytes)}`);
   writeFileSync(file, lines.join('\n') + '\n', { mode: 0o600 });
+}
+
+/** A server recorded in the pid file that is still there and could not be stopped. */
+export class StaleNatsServerError extends SweeperError {}
+
+/**
+ * Stop the server an earlier owner of this store left running, if the pid file names one and it
+ * provably is that server: the pid is running with the recorded start time (so it was not
+ * reused) and its command line names this store's config file. Anything else is left alone and
+ * only the stale record is removed.
+ */
+export async function stopStaleNatsServer(pidFile: string, configFile: string, log: Logger = silentLogger): Promise<'none' | 'gone' | 'not ours' | 'stopped'> {
+  const rec = readRecord<NatsPidRecord>(pidFile);
+  if (!rec) return 'none';
+  const verdict = !isRunning(rec) ? 'gone' : rec.config === configFile && commandLine(rec.pid)?.includes(configFile) ? 'ours' : 'not ours';
+  if (verdict === 'ours') {
+    log.warn('stopping the nats-server an earlier run left behind', { pid: rec.pid, pidFile });
+    try {
+      const how = await terminateProcess(rec, STOP_GRACE_MS);
+      log.info(`stale nats-server ${how}`, { pid: rec.pid });
+    } catch (err) {
+      throw new StaleNatsServerError(`the nats-server an earlier run left behind (pid ${rec.pid}, recorded in ${pidFile}) could not be stopped`, { cause: err });
+    }
+  } else if (verdict === 'not ours') {
+    log.warn('the pid file names a process that is not our nats-server (its pid was reused); leaving it alone', { pid: rec.pid, pidFile });
+  }
+  removeRecord(pidFile, rec);
+  // nats-server removes its ports file on a clean exit only.
+  rmSync(path.join(path.dirname(pidFile), `nats-server_${rec.pid}.ports`), { force: true });
+  return verdict === 'ours' ? 'stopped' : verdict;
 }
 
 /**
@@ -232,6 +312,9 @@ export async function startNatsServer(opts: StartNatsServerOptions): Promise<Nat
   mkdirSync(storeDir, { recursive: true });
   const logFile = path.join(storeDir, 'nats-server.log');
   const configFile = path.join(storeDir, 'nats-server.conf');
+  const pidFile = opts.pidFile ? path.join(storeDir, NATS_PID_FILE) : undefined;
+  // Before the config is rewritten, and before our own server takes the port.
+  if (pidFile) await stopStaleNatsServer(pidFile, configFile, log);
   writeConfig(configFile, opts);
 
   const args = ['-c', configFile, '-a', host, '-p', String(port), '--ports_file_dir', storeDir];
@@ -240,7 +323,7 @@ export async function startNatsServer(opts: StartNatsServerOptions): Promise<Nat
   const deadline = Date.now() + (opts.startTimeoutMs ?? 10_000);
   let portBusy = false;
   for (;;) {
-    const attempt = await spawnOnce(binary, args, { storeDir, logFile, host, deadline, stopOnExit: opts.stopOnExit ?? true, log });
+    const attempt = await spawnOnce(binary, args, { storeDir, logFile, configFile, pidFile, host, deadline, guarded: opts.stopOnExit ?? true, log });
     if (attempt.handle) return attempt.handle;
     portBusy ||= Boolean(attempt.portBusy);
     // A fixed port can still be held for a moment by the server we just killed.
@@ -257,10 +340,62 @@ export async function startNatsServer(opts: StartNatsServerOptions): Promise<Nat
 interface SpawnContext {
   storeDir: string;
   logFile: string;
+  configFile: string;
+  pidFile?: string;
   host: string;
   deadline: number;
-  stopOnExit: boolean;
+  /** Run under nats-guardian.mjs, and SIGTERM it when this process exits. */
+  guarded: boolean;
   log: Logger;
+}
+
+interface Spawned {
+  /** The guardian when guarded, else nats-server itself: the process this one signals and waits for. */
+  child: ChildProcess;
+  /** nats-server's pid; undefined when it did not start. */
+  pid?: number;
+  /** Why it did not start, when the guardian could tell. */
+  error?: string;
+}
+
+/** nats-server under its guardian, resolved once the guardian has said whether the server started. */
+function spawnGuarded(binary: string, args: string[], logFd: number): Promise<Spawned> {
+  // Its own process group: a Ctrl-C in the terminal reaches the owner alone, which then stops the
+  // controller before NATS rather than both at once; the guardian covers an owner that dies.
+  const child = spawn(process.execPath, [GUARDIAN, String(STOP_GRACE_MS), '--', binary, ...args], {
+    stdio: ['pipe', logFd, logFd, 'pipe'],
+    detached: true,
+  });
+  // Never written: it closes when this process dies, which is the guardian's cue.
+  child.stdin!.on('error', () => undefined);
+  const status = child.stdio[3] as Readable;
+  return new Promise((resolve) => {
+    let text = '';
+    const settle = (s: Spawned) => {
+      // One line is all the guardian ever writes; do not keep the pipe open for more.
+      status.destroy();
+      resolve(s);
+    };
+    status.on('error', () => undefined);
+    status.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+      const nl = text.indexOf('\n');
+      if (nl < 0) return;
+      try {
+        const ev = JSON.parse(text.slice(0, nl)) as { event: string; pid?: number; message?: string };
+        settle(ev.event === 'started' && typeof ev.pid === 'number' ? { child, pid: ev.pid } : { child, error: ev.message ?? 'could not start' });
+      } catch {
+        settle({ child, error: `the guardian wrote ${JSON.stringify(text.slice(0, nl))}` });
+      }
+    });
+    status.once('close', () => settle({ child, error: 'the guardian exited before it started nats-server' }));
+    child.once('error', (err) => settle({ child, error: `could not run ${GUARDIAN}: ${err.message}` }));
+  });
+}
+
+function spawnPlain(binary: string, args: string[], logFd: number): Spawned {
+  const child = spawn(binary, args, { stdio: ['ignore', logFd, logFd] });
+  return { child, pid: child.pid };
 }
 
 async function spawnOnce(
@@ -269,34 +404,53 @@ async function spawnOnce(
   ctx: SpawnContext,
 ): Promise<{ handle?: NatsServerHandle; reason?: string; portBusy?: boolean }> {
   const logFd = openSync(ctx.logFile, 'a');
-  let child: ChildProcess;
+  let spawned: Spawned;
   try {
-    child = spawn(binary, args, { stdio: ['ignore', logFd, logFd] });
+    spawned = ctx.guarded ? await spawnGuarded(binary, args, logFd) : spawnPlain(binary, args, logFd);
   } finally {
     closeSync(logFd);
   }
+  const { child } = spawned;
+  const portsFile = path.join(ctx.storeDir, `nats-server_${spawned.pid}.ports`);
   let exitInfo: string | null = null;
+  let record: NatsPidRecord | undefined;
   const exited = new Promise<void>((resolve) => {
-    child.once('exit', (code, signal) => {
-      exitInfo = signal ? `signal ${signal}` : `exit code ${code}`;
+    const done = (info: string) => {
+      exitInfo ??= info;
       liveServers.delete(child);
+      // Not when only the guardian died (SIGKILLed alone): the server still runs, and its record
+      // is what lets the next start stop it.
+      if (ctx.pidFile && record && !isRunning(record)) removeRecord(ctx.pidFile, record);
+      // nats-server removes its ports file on a clean exit only.
+      if (spawned.pid !== undefined) rmSync(portsFile, { force: true });
       resolve();
-    });
-    child.once('error', (err) => {
-      exitInfo = `could not run ${binary}: ${err.message}`;
-      liveServers.delete(child);
-      resolve();
-    });
+    };
+    // With the guardian, its exit follows the server's and repeats its code or signal.
+    child.once('exit', (code, signal) => done(signal ? `signal ${signal}` : `exit code ${code}`));
+    child.once('error', (err) => done(`could not run ${binary}: ${err.message}`));
   });
-  if (child.pid === undefined) {
+  if (child.pid === undefined || spawned.pid === undefined) {
+    if (child.pid !== undefined) child.kill('SIGKILL');
     await exited;
-    return { reason: exitInfo ?? `could not run ${binary}` };
+    return { reason: spawned.error ?? exitInfo ?? `could not run ${binary}` };
   }
-  const pid = child.pid;
-  liveServers.add(child);
-  if (ctx.stopOnExit) installExitHook();
+  const pid = spawned.pid;
+  if (ctx.guarded) {
+    liveServers.add(child);
+    installExitHook();
+  }
+  if (ctx.pidFile) {
+    // Written at once, not when ready: an owner killed during start-up leaves a server too.
+    const self = describeProcess(pid);
+    if (self) {
+      record = { ...self, config: ctx.configFile, guardian: ctx.guarded ? child.pid : undefined };
+      writeRecord(ctx.pidFile, record);
+    }
+  }
+  // With the guardian, SIGUSR1 makes it SIGKILL the server: the guardian, our own child, is the
+  // one pid we may signal without proving it is still the process we mean.
+  const killHard = () => child.kill(ctx.guarded ? 'SIGUSR1' : 'SIGKILL');
 
-  const portsFile = path.join(ctx.storeDir, `nats-server_${pid}.ports`);
   const connectHost = ctx.host === '0.0.0.0' ? '127.0.0.1' : ctx.host === '::' ? '::1' : ctx.host;
   let port = 0;
   while (Date.now() < ctx.deadline && exitInfo === null) {
@@ -315,7 +469,7 @@ async function spawnOnce(
   if (exitInfo !== null || port === 0 || Date.now() >= ctx.deadline) {
     const tail = await logTail(ctx.logFile, 600);
     if (exitInfo === null) {
-      child.kill('SIGKILL');
+      killHard();
       await exited;
       return { reason: `nats-server (pid ${pid}) was not ready within the start timeout` };
     }
@@ -329,22 +483,25 @@ async function spawnOnce(
     url,
     port,
     pid,
+    guardianPid: ctx.guarded ? child.pid : undefined,
     storeDir: ctx.storeDir,
     logFile: ctx.logFile,
     exited,
     async stop() {
       if (exitInfo !== null) return;
+      // The guardian passes SIGTERM on and sends SIGKILL itself after the same grace; the timer
+      // here is for a server run without it.
       child.kill('SIGTERM');
       const forced = setTimeout(() => {
         ctx.log.warn('nats-server did not stop after SIGTERM; sending SIGKILL', { pid });
-        child.kill('SIGKILL');
-      }, 5000);
+        killHard();
+      }, STOP_GRACE_MS);
       await exited;
       clearTimeout(forced);
       ctx.log.info('nats-server stopped', { pid });
     },
     kill() {
-      if (exitInfo === null) child.kill('SIGKILL');
+      if (exitInfo === null) killHard();
     },
   };
   return { handle };

@@ -5,16 +5,17 @@
  */
 import type { NatsConnection } from 'nats';
 import { JSONCodec } from 'nats';
-import { controlSubject } from '../common/control-wire.js';
+import { agentInboxPrefix, controlSubject } from '../common/control-wire.js';
 import type { ControlMessage } from '../common/control-wire.js';
 import type { Logger } from '../common/log.js';
 import { connectNats } from '../common/nats-connect.js';
-import type { DashboardHandle } from './dashboard/server.js';
+import type { DashboardHandle, DashboardLimits } from './dashboard/server.js';
 import { startDashboard } from './dashboard/server.js';
 import { JetStreamEventLog } from './event-log.js';
 import type { GrpcServerHandle } from './grpc-server.js';
 import { startGrpcServer } from './grpc-server.js';
 import { MetricIngest } from './ingest.js';
+import type { NatsAuthority } from './nats-auth.js';
 import { SweepService } from './sweep-service.js';
 
 export interface ControllerOptions {
@@ -26,6 +27,11 @@ export interface ControllerOptions {
   natsUser?: string;
   natsPass?: string;
   natsToken?: string;
+  /**
+   * Sweeper's NATS operator keys (nats-auth.ts): the controller connects with its own identity
+   * and gives each agent one bound to its subjects. Without it agents get the shared credentials.
+   */
+  natsAuthority?: NatsAuthority;
   /** Bearer token required on every API call. */
   token?: string;
   /** Serve the API over TLS (PEM certificate chain and key). */
@@ -38,7 +44,7 @@ export interface ControllerOptions {
   /** Re-runs of a crashed trial's parameters (default 1). */
   maxCrashRetries?: number;
   /** Serve the web dashboard there (port 0: a free one). The API's token and TLS apply unless given here. */
-  dashboard?: { host: string; port: number; token?: string; tls?: { cert: Buffer; key: Buffer } };
+  dashboard?: { host: string; port: number; token?: string; tls?: { cert: Buffer; key: Buffer }; limits?: Partial<DashboardLimits> };
   log: Logger;
 }
 
@@ -61,9 +67,13 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     user: opts.natsUser,
     pass: opts.natsPass,
     token: opts.natsToken,
+    ...(opts.natsAuthority ? { jwt: opts.natsAuthority.controllerCredentials() } : {}),
     log: log.child('nats'),
     waitOnFirstConnect: true,
   });
+  if (!opts.natsAuthority) {
+    log.warn('NATS auth is not Sweeper\'s own: every agent gets the same NATS credentials and could write any subject (see README, "NATS security")');
+  }
   const controlCodec = JSONCodec<ControlMessage>();
   const eventLog = await JetStreamEventLog.open(nc, { replicas: opts.natsReplicas });
   const service = new SweepService({
@@ -83,7 +93,14 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   });
   await service.init();
   // A fresh controller has no metric history in memory: replay the whole metric stream.
-  const ingest = new MetricIngest({ nc, log: log.child('ingest'), onBatch: (b) => service.onMetrics(b), replayAll: true, streamReplicas: opts.natsReplicas });
+  const ingest = new MetricIngest({
+    nc,
+    log: log.child('ingest'),
+    admit: (agentId, b) => service.admitMetrics(agentId, b),
+    onBatch: (b) => service.onMetrics(b),
+    replayAll: true,
+    streamReplicas: opts.natsReplicas,
+  });
   await ingest.start();
   const grpcServer = await startGrpcServer({
     service,
@@ -95,6 +112,10 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     log: log.child('grpc'),
     natsUrlForAgents: opts.natsUrlForAgents ?? opts.natsUrl,
     natsCredentials: { user: opts.natsUser, pass: opts.natsPass, token: opts.natsToken },
+    natsAuthority: opts.natsAuthority && {
+      agentJwt: (key, sweepId, agentId) => opts.natsAuthority!.agentJwt(key, sweepId, agentId),
+      inboxPrefix: agentInboxPrefix,
+    },
   });
   // Liveness is the controller's job: trials of silent agents become crashed. Checked often
   // enough that a crash is noticed within a fraction of the timeout.

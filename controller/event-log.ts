@@ -2,36 +2,136 @@
  * Where controller events are kept. The JetStream log is the real one: an event is acknowledged
  * by the server (file storage) before the controller acts on it. The in-memory log serves the
  * pure library use and unit tests.
+ *
+ * Both replay through `decodeEvent`: a stored message is only bytes on a subject that anyone
+ * allowed to publish there could have written, so each is parsed, checked against the event
+ * schema and against its subject, and skipped (counted by reason) when it fails.
  */
 import type { JetStreamClient, JetStreamManager, NatsConnection } from 'nats';
-import { AckPolicy, DeliverPolicy, JSONCodec } from 'nats';
+import { AckPolicy, DeliverPolicy } from 'nats';
 import { ensureStream } from '../common/nats-connect.js';
-import type { ControllerEvent } from './state.js';
+import type { Logger } from '../common/log.js';
+import type { ControllerEvent, EventReplay, LoggedEvent, RefusalReason, SkippedEvent } from './state.js';
+import { controllerEventSchema } from './state.js';
 
 export const STATE_STREAM = 'SWEEPER_STATE';
 export const STATE_SUBJECT_PREFIX = 'sweeper.state';
 
+/** `sweeper.state.<sweepId>`: the only subject an event of that sweep is written to. */
+export function stateSubject(sweepId: string): string {
+  return `${STATE_SUBJECT_PREFIX}.${sweepId}`;
+}
+
 export interface EventLog {
   /** Make the event durable. Resolves once it is stored; rejects if it could not be. */
   append(event: ControllerEvent, id: string): Promise<void>;
-  /** Every event stored so far, in order. */
-  replay(): Promise<ControllerEvent[]>;
+  /** Every message stored so far, in order: the events that decode, and the others skipped. */
+  replay(): Promise<EventReplay>;
+}
+
+/** One stored message as the stream holds it. */
+export interface RawEventMessage {
+  seq: number;
+  subject: string;
+  data: Uint8Array | string;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Decode and check one stored message; never throws. */
+export function decodeEvent(m: RawEventMessage): LoggedEvent | SkippedEvent {
+  let json: unknown;
+  try {
+    json = JSON.parse(typeof m.data === 'string' ? m.data : utf8.decode(m.data));
+  } catch (err) {
+    return skip(m.seq, 'bad_event_json', `not JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  let parsed: ReturnType<typeof controllerEventSchema.safeParse>;
+  try {
+    parsed = controllerEventSchema.safeParse(json);
+  } catch (err) {
+    // A bound that read a field the shape had already refused: still only a bad message.
+    return skip(m.seq, 'bad_event_schema', `unreadable event: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (!parsed.success) return skip(m.seq, 'bad_event_schema', schemaProblem(parsed.error.issues));
+  const event = parsed.data;
+  // The writer publishes an event on its own sweep's subject; one elsewhere was not written by it.
+  if (m.subject !== stateSubject(event.sweepId)) {
+    return skip(m.seq, 'bad_event_subject', `${event.type} of sweep ${event.sweepId} on subject ${m.subject}`);
+  }
+  return { seq: m.seq, event };
+}
+
+/** Decode a whole log (see `decodeEvent`): what replay does, testable without NATS. */
+export function decodeEvents(raw: Iterable<RawEventMessage>): EventReplay {
+  const out: EventReplay = { events: [], skipped: [] };
+  for (const m of raw) addDecoded(out, m);
+  return out;
+}
+
+function addDecoded(out: EventReplay, m: RawEventMessage): void {
+  const d = decodeEvent(m);
+  if ('event' in d) out.events.push(d);
+  else out.skipped.push(d);
+}
+
+function skip(seq: number, reason: RefusalReason, detail: string): SkippedEvent {
+  return { seq, reason, detail: detail.slice(0, 300) };
+}
+
+function schemaProblem(issues: readonly { path: PropertyKey[]; message: string }[]): string {
+  const first = issues[0];
+  const where = first?.path.map(String).join('.') || '(event)';
+  return `${where}: ${first?.message ?? 'invalid'}${issues.length > 1 ? ` (+${issues.length - 1} more)` : ''}`;
+}
+
+/** Skipped messages per reason, only the reasons that occurred. */
+export function countRefusals(skipped: readonly SkippedEvent[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const s of skipped) counts[s.reason] = (counts[s.reason] ?? 0) + 1;
+  return counts;
+}
+
+/**
+ * One warning per reason, however many messages were skipped for it: a log flooded with junk
+ * must not flood the controller's output too. The sequences say what to remove from the stream.
+ */
+export function logRefusals(log: Logger, skipped: readonly SkippedEvent[]): void {
+  const byReason = new Map<RefusalReason, SkippedEvent[]>();
+  for (const s of skipped) {
+    let list = byReason.get(s.reason);
+    if (!list) byReason.set(s.reason, (list = []));
+    list.push(s);
+  }
+  const SHOWN = 20;
+  for (const [reason, list] of byReason) {
+    const seqs = list.slice(0, SHOWN).map((s) => s.seq).join(',') + (list.length > SHOWN ? ',...' : '');
+    // Details quote what the message held: no control characters, so it cannot forge log lines.
+    const first = list[0].detail.replace(/[\u0000-\u001f\u007f]/g, '?');
+    log.warn('skipped messages of the state log', { reason, count: list.length, seqs, first });
+  }
 }
 
 export class MemoryEventLog implements EventLog {
-  private readonly events: ControllerEvent[] = [];
+  /** Kept as the stream keeps them, so replay runs the same checks as with JetStream. */
+  private readonly messages: RawEventMessage[] = [];
   private readonly ids = new Set<string>();
+
   async append(event: ControllerEvent, id: string): Promise<void> {
     if (this.ids.has(id)) return;
     this.ids.add(id);
-    this.events.push(structuredClone(event));
+    this.appendRaw(stateSubject(event.sweepId), JSON.stringify(event));
   }
-  async replay(): Promise<ControllerEvent[]> {
-    return this.events.map((e) => structuredClone(e));
+
+  /** Store a message as is, as anyone who may publish to the state subjects could (for tests). */
+  appendRaw(subject: string, data: Uint8Array | string): void {
+    this.messages.push({ seq: this.messages.length + 1, subject, data });
+  }
+
+  async replay(): Promise<EventReplay> {
+    return decodeEvents(this.messages);
   }
 }
-
-const codec = JSONCodec<ControllerEvent>();
 
 export class JetStreamEventLog implements EventLog {
   private readonly js: JetStreamClient;
@@ -50,13 +150,14 @@ export class JetStreamEventLog implements EventLog {
 
   async append(event: ControllerEvent, id: string): Promise<void> {
     // The message id makes a retried append (after a lost ack) a no-op inside the duplicate window.
-    await this.js.publish(`${STATE_SUBJECT_PREFIX}.${event.sweepId}`, codec.encode(event), { msgID: id, timeout: 10_000 });
+    await this.js.publish(stateSubject(event.sweepId), JSON.stringify(event), { msgID: id, timeout: 10_000 });
   }
 
-  async replay(): Promise<ControllerEvent[]> {
+  async replay(): Promise<EventReplay> {
+    const out: EventReplay = { events: [], skipped: [] };
     const info = await this.jsm.streams.info(STATE_STREAM);
     const last = info.state.last_seq;
-    if (info.state.messages === 0) return [];
+    if (info.state.messages === 0) return out;
     // An ephemeral consumer read to the last sequence present at start; events appended later
     // are applied live by this controller, not replayed.
     const ci = await this.jsm.consumers.add(STATE_STREAM, {
@@ -65,7 +166,6 @@ export class JetStreamEventLog implements EventLog {
       inactive_threshold: 30_000_000_000,
     });
     const consumer = await this.js.consumers.get(STATE_STREAM, ci.name);
-    const events: ControllerEvent[] = [];
     try {
       let done = false;
       while (!done) {
@@ -73,7 +173,8 @@ export class JetStreamEventLog implements EventLog {
         let got = 0;
         for await (const m of batch) {
           got++;
-          events.push(codec.decode(m.data));
+          // Decoded as it arrives: the raw bytes of a big log are never all held at once.
+          addDecoded(out, { seq: m.seq, subject: m.subject, data: m.data });
           if (m.seq >= last) {
             done = true;
             break;
@@ -84,6 +185,6 @@ export class JetStreamEventLog implements EventLog {
     } finally {
       await this.jsm.consumers.delete(STATE_STREAM, ci.name).catch(() => undefined);
     }
-    return events;
+    return out;
   }
 }

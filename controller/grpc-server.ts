@@ -5,9 +5,11 @@
 import { timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { ApiSweep, ApiSweepDetail, ApiTrial, ApiTrialDetail } from '../common/api-types.js';
-import { AddressInUseError, isAddressInUse, NotFoundError, SweeperError, UsageError } from '../common/errors.js';
+import { AddressInUseError, isAddressInUse, NotFoundError, NotHolderError, WrongSweepError, SweeperError, UsageError } from '../common/errors.js';
+import { MAX_ARGV_ENTRIES, MAX_ARGV_ENTRY_CHARS } from '../common/limits.js';
 import type { Logger } from '../common/log.js';
 import { healthServiceDef, sweeperServiceDef } from '../common/proto.js';
+import { ConfigError } from './config/errors.js';
 import type { SweepService, SweepView, TrialView } from './sweep-service.js';
 import { SweepStateError } from './sweep-service.js';
 
@@ -26,8 +28,13 @@ export interface GrpcServerOptions {
   token?: string;
   /** Serve TLS with this certificate chain and key (PEM) instead of plaintext. */
   tls?: { cert: Buffer; key: Buffer };
-  /** NATS credentials handed to registered agents. */
+  /**
+   * How agents get onto NATS. With an authority, each gets a user JWT of its own, bound to its
+   * subjects (nats-auth.ts); otherwise the shared credentials (an external NATS without Sweeper's
+   * auth: no least privilege, said in the log at start).
+   */
   natsCredentials?: { user?: string; pass?: string; token?: string };
+  natsAuthority?: { agentJwt(agentPublicKey: string, sweepId: string, agentId: string): string; inboxPrefix(agentId: string): string };
 }
 
 export interface GrpcServerHandle {
@@ -41,14 +48,17 @@ type Unary<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sen
 export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServerHandle> {
   const { service, log } = opts;
   const server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_REQUEST_BYTES });
-  /** Requests refused before reaching the service, by reason: visible in GetStats. */
+  /** Refused calls by reason (see toStatus): visible in GetStats. */
   const rejected: Record<string, number> = {};
+  /** Every refused call ends here: answered with its status, and counted once, by its reason. */
+  const refuse = (err: unknown, rpc: string): Partial<grpc.StatusObject> => {
+    const { code, details, reason } = toStatus(err, rpc, log);
+    rejected[reason] = (rejected[reason] ?? 0) + 1;
+    return { code, details };
+  };
   const validateRequest = <Req>(rpc: string, req: Req): Req => {
     const problem = checkRequest(rpc, req);
-    if (problem) {
-      rejected.invalid_request = (rejected.invalid_request ?? 0) + 1;
-      throw new UsageError(`invalid ${rpc} request: ${problem}`);
-    }
+    if (problem) throw new InvalidRequestError(`invalid ${rpc} request: ${problem}`);
     return req;
   };
 
@@ -59,21 +69,19 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
     // Compare in constant time: a token must not leak one character at a time.
     return given.length === expected.length && timingSafeEqual(Buffer.from(given), Buffer.from(expected));
   };
-  const unauthenticated = { code: grpc.status.UNAUTHENTICATED, details: 'missing or wrong API token (--token or SWEEPER_TOKEN)' };
 
   const unary =
     <Req, Res>(name: string, fn: (req: Req) => Res | Promise<Res>): Unary<Req, Res> =>
     (call, callback) => {
       if (!authorized(call.metadata)) {
-        rejected.unauthenticated = (rejected.unauthenticated ?? 0) + 1;
-        callback(unauthenticated);
+        callback(refuse(new UnauthenticatedError(), name));
         return;
       }
       Promise.resolve()
         .then(() => fn(validateRequest(name, call.request)))
         .then(
           (res) => callback(null, res),
-          (err) => callback(toStatus(err, name, log)),
+          (err) => callback(refuse(err, name)),
         );
     };
 
@@ -88,8 +96,12 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
     ResumeSweep: unary('ResumeSweep', async (req: { sweepId: string }) => toApiSweep(service.sweepView(await service.resumeSweep(req.sweepId)))),
     StopSweep: unary('StopSweep', async (req: { sweepId: string }) => toApiSweep(service.sweepView(await service.stopSweep(req.sweepId)))),
     CancelSweep: unary('CancelSweep', async (req: { sweepId: string }) => toApiSweep(service.sweepView(await service.cancelSweep(req.sweepId)))),
-    RegisterAgent: unary('RegisterAgent', (req: { agentId: string; sweepId: string; hostname: string; pid: number; slots: number }) => {
+    RegisterAgent: unary('RegisterAgent', (req: { agentId: string; sweepId: string; hostname: string; pid: number; slots: number; natsPublicKey: string }) => {
+      const authority = opts.natsAuthority;
+      // Minted before registering, so a bad key refuses the whole call.
+      const natsJwt = authority ? authority.agentJwt(req.natsPublicKey, req.sweepId, req.agentId) : '';
       const r = service.registerAgent(req);
+      const shared = authority ? {} : opts.natsCredentials;
       return {
         natsUrl: opts.natsUrlForAgents ?? '',
         heartbeatIntervalMs: service.heartbeatIntervalMs,
@@ -97,10 +109,12 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
         command: r.command,
         program: r.program,
         sweepState: r.sweepState,
-        natsUser: opts.natsCredentials?.user ?? '',
-        natsPassword: opts.natsCredentials?.pass ?? '',
-        natsToken: opts.natsCredentials?.token ?? '',
+        natsUser: shared?.user ?? '',
+        natsPassword: shared?.pass ?? '',
+        natsToken: shared?.token ?? '',
         heartbeatTimeoutMs: service.heartbeatTimeoutMs,
+        natsJwt,
+        natsInboxPrefix: authority ? authority.inboxPrefix(req.agentId) : '',
       };
     }),
     Heartbeat: unary('Heartbeat', (req: { agentId: string; sweepId: string; runningTrialIds: string[] }) => service.heartbeat(req)),
@@ -126,6 +140,9 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
         lastMetricSeq: number;
         argv: string[];
         lostReason: string;
+        metricPoints?: number | null;
+        droppedPoints: number;
+        reportError: string;
       }) => {
         const state = await service.completeTrial({
           agentId: req.agentId,
@@ -139,6 +156,8 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
           lastMetricSeq: req.lastMetricSeq,
           argv: req.argv,
           lostReason: req.lostReason,
+          reportError: req.reportError,
+          ...(req.metricPoints !== undefined && req.metricPoints !== null ? { metricPoints: req.metricPoints, droppedPoints: req.droppedPoints } : {}),
         });
         return { state };
       },
@@ -147,8 +166,9 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
     GetStats: unary('GetStats', () => {
       const ingest = opts.ingestStats?.() ?? { batches: 0, points: 0, duplicates: 0, rejected: {} };
       const mem = process.memoryUsage();
-      const rejectedAll: Record<string, number> = { ...rejected };
-      for (const [k, v] of Object.entries(ingest.rejected)) if (v) rejectedAll[k] = v;
+      // Optional: a service without its own refusal counters still serves GetStats.
+      const serviceRefusals = (service as { refusals?: () => Record<string, number> }).refusals?.() ?? {};
+      const rejectedAll = sumCounts(rejected, ingest.rejected, serviceRefusals);
       return {
         batches: ingest.batches,
         points: ingest.points,
@@ -165,11 +185,10 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
     }),
     WatchSweep: (call: grpc.ServerWritableStream<{ sweepId: string; limit: number }, ApiSweepDetail>) => {
       if (!authorized(call.metadata)) {
-        rejected.unauthenticated = (rejected.unauthenticated ?? 0) + 1;
-        call.emit('error', unauthenticated);
+        call.emit('error', refuse(new UnauthenticatedError(), 'WatchSweep'));
         return;
       }
-      watchSweep(call, service, opts.watchIntervalMs ?? 250, log);
+      watchSweep(call, service, opts.watchIntervalMs ?? 250, refuse);
     },
   });
 
@@ -244,14 +263,14 @@ function watchSweep(
   call: grpc.ServerWritableStream<{ sweepId: string; limit: number }, ApiSweepDetail>,
   service: SweepService,
   intervalMs: number,
-  log: Logger,
+  refuse: (err: unknown, rpc: string) => Partial<grpc.StatusObject>,
 ): void {
   const { sweepId, limit } = call.request;
   let sweep;
   try {
     sweep = service.getSweep(sweepId);
   } catch (err) {
-    call.emit('error', toStatus(err, 'WatchSweep', log));
+    call.emit('error', refuse(err, 'WatchSweep'));
     return;
   }
   let lastSent = 0;
@@ -281,19 +300,72 @@ function watchSweep(
   send();
 }
 
-function toStatus(err: unknown, rpc: string, log: Logger): Partial<grpc.StatusObject> {
-  if (err instanceof NotFoundError) return { code: grpc.status.NOT_FOUND, details: err.message };
-  if (err instanceof UsageError) return { code: grpc.status.INVALID_ARGUMENT, details: err.message };
-  if (err instanceof SweepStateError) return { code: grpc.status.FAILED_PRECONDITION, details: err.message };
-  if (err instanceof SweeperError) return { code: grpc.status.INVALID_ARGUMENT, details: err.message };
+/** Why a call was refused, as GetStats counts it: one reason per status, two for INVALID_ARGUMENT. */
+export type RefusalReason =
+  | 'invalid_request'
+  | 'unauthenticated'
+  | 'config_error'
+  | 'not_found'
+  | 'unknown_agent'
+  | 'unknown_trial'
+  | 'not_holder'
+  | 'wrong_sweep'
+  | 'failed_precondition'
+  | 'invalid_argument'
+  | 'unavailable'
+  | 'internal';
+
+export interface Refusal {
+  code: grpc.status;
+  details: string;
+  reason: RefusalReason;
+}
+
+/** A request checkRequest refused: malformed, so it never reached the service. */
+export class InvalidRequestError extends UsageError {}
+
+/** A call without the API token, or with a wrong one. */
+export class UnauthenticatedError extends SweeperError {
+  constructor() {
+    super('missing or wrong API token (--token or SWEEPER_TOKEN)');
+  }
+}
+
+/**
+ * The one mapping from the error a call failed with to the status its client gets and the reason
+ * it is counted under. Subclasses before their parents: ConfigError and InvalidRequestError are
+ * UsageErrors, and every typed error is a SweeperError.
+ */
+export function toStatus(err: unknown, rpc: string, log: Logger): Refusal {
+  const typed = (code: grpc.status, reason: RefusalReason): Refusal => ({ code, reason, details: (err as Error).message });
+  if (err instanceof UnauthenticatedError) return typed(grpc.status.UNAUTHENTICATED, 'unauthenticated');
+  if (err instanceof InvalidRequestError) return typed(grpc.status.INVALID_ARGUMENT, 'invalid_request');
+  if (err instanceof ConfigError) return typed(grpc.status.INVALID_ARGUMENT, 'config_error');
+  // An agent's call about what is not its own: the agents' own counters in `sweeper stats`.
+  if (err instanceof NotHolderError) return typed(grpc.status.PERMISSION_DENIED, 'not_holder');
+  if (err instanceof WrongSweepError) return typed(grpc.status.PERMISSION_DENIED, 'wrong_sweep');
+  if (err instanceof NotFoundError && err.kind === 'agent') return typed(grpc.status.NOT_FOUND, 'unknown_agent');
+  if (err instanceof NotFoundError) return typed(grpc.status.NOT_FOUND, 'not_found');
+  if (err instanceof SweepStateError) return typed(grpc.status.FAILED_PRECONDITION, 'failed_precondition');
+  if (err instanceof SweeperError) return typed(grpc.status.INVALID_ARGUMENT, 'invalid_argument');
   const message = err instanceof Error ? err.message : String(err);
   // Failures to reach JetStream are transient: callers retry UNAVAILABLE.
   if (/timeout|TIMEOUT|disconnect|CONNECTION|503|no responders/i.test(message)) {
     log.warn(`${rpc}: store unavailable`, { error: message });
-    return { code: grpc.status.UNAVAILABLE, details: `controller store unavailable: ${message}` };
+    return { code: grpc.status.UNAVAILABLE, details: `controller store unavailable: ${message}`, reason: 'unavailable' };
   }
   log.error(`${rpc} failed`, { error: err instanceof Error ? (err.stack ?? message) : message });
-  return { code: grpc.status.INTERNAL, details: message };
+  return { code: grpc.status.INTERNAL, details: message, reason: 'internal' };
+}
+
+/**
+ * Counters by reason from several sources, added: the adapter's, the ingest's and the
+ * service's share one record in GetStats, and a reason two of them use (`internal`) is the sum.
+ */
+export function sumCounts(...records: Array<Record<string, number | undefined>>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const record of records) for (const [k, v] of Object.entries(record)) if (v) out[k] = (out[k] ?? 0) + v;
+  return out;
 }
 
 export function toApiSweep(v: SweepView): ApiSweep {
@@ -340,6 +412,8 @@ export function toApiTrial(v: TrialView): ApiTrial {
     gpu: v.gpu,
     ...(v.gpuUtil !== null ? { gpuUtil: v.gpuUtil } : {}),
     ...(v.gpuMemoryMb !== null ? { gpuMemoryMb: v.gpuMemoryMb } : {}),
+    missingPoints: v.missingPoints,
+    droppedPoints: v.droppedPoints,
   };
 }
 
@@ -348,6 +422,18 @@ const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 const ID = /^[A-Za-z0-9_-]{1,200}$/;
 const MAX_TAIL_LINES = 1000;
 const MAX_LINE_CHARS = 64 * 1024;
+
+/**
+ * The lists a request may carry, with at most how many entries of at most how many characters.
+ * argv's limits are shared with the config validator (common/limits.ts), which refuses a sweep
+ * whose trials could break them: otherwise their CompleteTrial would be refused here.
+ */
+const LIST_LIMITS: ReadonlyArray<[key: string, entries: number, chars: number]> = [
+  ['stdoutTail', MAX_TAIL_LINES, MAX_LINE_CHARS],
+  ['stderrTail', MAX_TAIL_LINES, MAX_LINE_CHARS],
+  ['argv', MAX_ARGV_ENTRIES, MAX_ARGV_ENTRY_CHARS],
+  ['runningTrialIds', MAX_TAIL_LINES, MAX_LINE_CHARS],
+];
 
 /**
  * Checks of what clients send beyond what protobuf's types already enforce: id shapes and sizes,
@@ -361,11 +447,11 @@ export function checkRequest(rpc: string, req: unknown): string | undefined {
     if (typeof v !== 'string' || !ID.test(v)) return `${key} must be 1-200 letters, digits, '-' or '_'`;
   }
   if (rpc === 'CreateSweep' && typeof r.configText === 'string' && r.configText.length > 1024 * 1024) return 'config text over 1 MiB';
-  for (const key of ['stdoutTail', 'stderrTail', 'argv', 'runningTrialIds']) {
+  for (const [key, entries, chars] of LIST_LIMITS) {
     const v = r[key];
     if (v === undefined) continue;
-    if (!Array.isArray(v) || v.length > MAX_TAIL_LINES) return `${key}: at most ${MAX_TAIL_LINES} entries`;
-    if (v.some((line) => typeof line !== 'string' || line.length > MAX_LINE_CHARS)) return `${key}: entries of at most ${MAX_LINE_CHARS} characters`;
+    if (!Array.isArray(v) || v.length > entries) return `${key}: at most ${entries} entries`;
+    if (v.some((line) => typeof line !== 'string' || line.length > chars)) return `${key}: entries of at most ${chars} characters`;
   }
   return undefined;
 }

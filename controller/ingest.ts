@@ -22,15 +22,23 @@ import {
   METRICS_STREAM,
   METRICS_SUBJECT_PREFIX,
   metricBatchSchema,
-  metricsSubject,
+  parseMetricsSubject,
   type MetricBatch,
 } from '../common/metrics-wire.js';
 
 export interface MetricIngestOptions {
   nc: NatsConnection;
   log: Logger;
-  /** Called once per (trial, seq), in seq order per trial. Must not block; a throw is logged and the batch counted as applied. */
-  onBatch: (batch: MetricBatch) => void;
+  /**
+   * Called once per (trial, seq), in seq order per trial. Must not block; a throw is logged and
+   * the batch counted as applied. Returning a reason refuses the batch: counted under it, stored nowhere.
+   */
+  onBatch: (batch: MetricBatch) => MetricRefusal | void;
+  /**
+   * Whether the agent named in the subject may send this batch at all (it holds the trial),
+   * checked before anything of the batch is kept; a reason refuses it.
+   */
+  admit?: (agentId: string, batch: MetricBatch) => MetricRefusal | null;
   /** The durable consumer's name; one controller per name. */
   consumerName?: string;
   /**
@@ -51,7 +59,10 @@ export interface MetricIngestOptions {
   streamReplicas?: number;
 }
 
-export type RejectReason = 'oversized' | 'bad_json' | 'schema' | 'subject_mismatch' | 'internal';
+/** Refusals of well-formed batches by whoever owns the trials (see SweepService.admitMetrics). */
+export type MetricRefusal = 'unknown_trial' | 'not_holder' | 'after_end';
+
+export type RejectReason = 'oversized' | 'bad_json' | 'schema' | 'subject_mismatch' | 'internal' | MetricRefusal;
 
 export interface IngestStats {
   /** Batches applied (passed to onBatch). */
@@ -146,7 +157,8 @@ export class MetricIngest {
   private readonly nc: NatsConnection;
   private readonly js: JetStreamClient;
   private readonly log: Logger;
-  private readonly onBatch: (batch: MetricBatch) => void;
+  private readonly onBatch: (batch: MetricBatch) => MetricRefusal | void;
+  private readonly admit?: (agentId: string, batch: MetricBatch) => MetricRefusal | null;
   private readonly consumerName: string;
   private readonly replayAll: boolean;
   private readonly ackWaitMs: number;
@@ -169,6 +181,7 @@ export class MetricIngest {
     this.log = opts.log;
     this.warner = new ThrottledWarner(opts.log);
     this.onBatch = opts.onBatch;
+    this.admit = opts.admit;
     this.consumerName = opts.consumerName ?? 'sweeper-controller';
     this.replayAll = opts.replayAll ?? false;
     this.ackWaitMs = opts.ackWaitMs ?? 10_000;
@@ -320,9 +333,13 @@ export class MetricIngest {
       }
       const batch = parsed.data;
       // A subject names its trial; a body naming another would put points on the wrong trial.
-      if (m.subject !== metricsSubject(batch.sweepId, batch.trialId)) {
+      const where = parseMetricsSubject(m.subject);
+      if (!where || where.sweepId !== batch.sweepId || where.trialId !== batch.trialId) {
         return this.reject(m, 'subject_mismatch', `body is ${batch.sweepId}/${batch.trialId}`);
       }
+      // Before anything is kept: a made-up trial id must cost no memory.
+      const refused = this.admit?.(where.agentId, batch);
+      if (refused) return this.reject(m, refused, `agent ${where.agentId}, trial ${batch.trialId}`);
       this.accept(batch, m);
     } catch (err) {
       this.reject(m, 'internal', String(err));
@@ -370,10 +387,15 @@ export class MetricIngest {
 
   private apply(tp: TrialProgress, batch: MetricBatch, msgs: JsMsg[]): void {
     tp.applied.add(batch.seq);
-    this.counters.batches++;
-    this.counters.points += batch.points.length;
     try {
-      this.onBatch(batch);
+      const refused = this.onBatch(batch);
+      if (refused) {
+        this.rejected[refused] = (this.rejected[refused] ?? 0) + 1;
+        this.warner.warn(`reject:${refused}`, 'refused a metric batch', { reason: refused, trial: batch.trialId, seq: batch.seq });
+      } else {
+        this.counters.batches++;
+        this.counters.points += batch.points.length;
+      }
     } catch (err) {
       // Not retried: the same batch would most likely fail the same way, forever.
       this.counters.handlerErrors++;

@@ -9,20 +9,22 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { ControlMessage } from '../common/control-wire.js';
-import { NotFoundError, SweeperError } from '../common/errors.js';
+import { NotFoundError, NotHolderError, SweeperError, WrongSweepError } from '../common/errors.js';
 import { LatencyHistogram } from '../common/histogram.js';
 import type { Logger } from '../common/log.js';
 import { silentLogger } from '../common/log.js';
 import type { MetricBatch } from '../common/metrics-wire.js';
+import type { MetricRefusal } from './ingest.js';
 import { stringifyTyped } from '../common/values.js';
 import { ConfigError } from './config/errors.js';
 import { parseConfigText } from './config/parse.js';
 import { leafEntries } from './strategies/flatten.js';
 import type { SweepConfig } from './config/types.js';
 import type { EventLog } from './event-log.js';
+import { countRefusals, logRefusals } from './event-log.js';
 import { MetricStore } from './metric-store.js';
 import type { ControllerEvent, ControllerState, SweepRecord, SweepState, TrialRecord } from './state.js';
-import { applyEvent, emptyState, isSweepOver, isTerminal } from './state.js';
+import { applyEvent, emptyState, EVENT_LIMITS, isSweepOver, isTerminal, rebuildState } from './state.js';
 import { createStrategy } from './strategies/index.js';
 import { createStopMonitor, type StopMonitor } from './stopping/index.js';
 import type { Strategy, TrialObservation, TrialState } from './strategies/types.js';
@@ -52,6 +54,10 @@ export interface TrialView {
   gpu: string;
   gpuUtil: number | null;
   gpuMemoryMb: number | null;
+  /** Points the agent reported capturing that have not arrived (0 while it runs or when it did not say). */
+  missingPoints: number;
+  /** Points the agent dropped before sending them (buffer full, too large). */
+  droppedPoints: number;
 }
 
 export interface SweepView {
@@ -92,6 +98,11 @@ export interface TrialCompletion {
   argv: string[];
   /** The agent lost the trial's process (it restarted): the trial crashed. */
   lostReason?: string;
+  /** Metric points the agent captured from the trial, and how many of those it dropped; absent when it does not say. */
+  metricPoints?: number;
+  droppedPoints?: number;
+  /** The agent's full report was refused; this one is what it could send: the trial failed, for this reason. */
+  reportError?: string;
 }
 
 export interface StopOrder {
@@ -141,6 +152,8 @@ const STANDBY_LOST_MS = 10_000;
 /** Limits on what one sweep may ask of the controller. */
 const MAX_CONFIG_CHARS = 1024 * 1024;
 const MAX_PARAMETERS = 1000;
+/** Room under NATS's default max_payload (1 MiB) for the headers. */
+const MAX_EVENT_BYTES = 1024 * 1024 - 4096;
 
 export class SweepService {
   readonly metrics: MetricStore;
@@ -171,6 +184,10 @@ export class SweepService {
   readonly heartbeatTimeoutMs: number;
   private readonly maxCrashRetries: number;
   private readonly metricWaitMs: number;
+  /** Metric points applied per trial, to hold an ended trial to what its agent declared. */
+  private readonly appliedPoints = new Map<string, number>();
+  /** Calls and metric batches refused inside the service, by reason (GetStats shows them). */
+  private readonly refused: Record<string, number> = {};
 
   constructor(private readonly options: SweepServiceOptions) {
     this.metrics = options.metrics ?? new MetricStore();
@@ -187,9 +204,14 @@ export class SweepService {
 
   /** Rebuild the view from the event log. Call once before serving. */
   async init(): Promise<void> {
-    const events = await this.options.eventLog.replay();
-    for (const e of events) applyEvent(this.state, e, decodeConfig);
-    this.log.info('state rebuilt from event log', { events: events.length, sweeps: this.state.sweeps.size });
+    const replay = await this.options.eventLog.replay();
+    // What could not have been written by a controller is skipped and counted, never thrown:
+    // one forged or corrupt message must not keep the controller from starting.
+    const skipped = rebuildState(this.state, replay, decodeConfig);
+    // Counted with the service's other refusals, so `refusals()` (GetStats) shows them.
+    for (const [reason, n] of Object.entries(countRefusals(skipped))) this.refused[reason] = (this.refused[reason] ?? 0) + n;
+    logRefusals(this.log, skipped);
+    this.log.info('state rebuilt from event log', { events: replay.events.length, skipped: skipped.length, sweeps: this.state.sweeps.size });
   }
 
   // ---- sweeps -------------------------------------------------------------------------------
@@ -208,10 +230,14 @@ export class SweepService {
     // Building the strategy validates what only it can (grid-only distributions).
     createStrategy(config, { seed });
     const sweepId = newSweepId();
-    await this.commit(
-      { type: 'sweep_created', sweepId, at: this.now(), configJson: encodeConfig(config), configText, seed },
-      `${sweepId}:created`,
-    );
+    const event: ControllerEvent = { type: 'sweep_created', sweepId, at: this.now(), configJson: encodeConfig(config), configText, seed };
+    // The event carries the text and its typed JSON; NATS refuses a message over its max_payload
+    // (1 MiB by default), which would surface as an internal error rather than the config's.
+    const bytes = Buffer.byteLength(JSON.stringify(event));
+    if (bytes > MAX_EVENT_BYTES) {
+      throw new ConfigError([{ path: '', message: `config is too large to store: ${bytes} bytes as an event (text and parsed form); the limit is ${MAX_EVENT_BYTES}` }]);
+    }
+    await this.commit(event, `${sweepId}:created`);
     const sweep = this.requireSweep(sweepId);
     this.log.info('sweep created', { sweep: sweepId, method: config.method, seed });
     return sweep;
@@ -289,6 +315,18 @@ export class SweepService {
     };
   }
 
+  /**
+   * The registered agent, or a refusal: an agent must register (again, after a controller
+   * restart) before it is handed or may report trials, and only for the sweep it registered for.
+   */
+  private requireAgent(agentId: string, sweepId: string): AgentInfo {
+    const agent = this.agents.get(agentId);
+    // Typed errors: the API adapter counts each refusal by its type (unknown_agent, wrong_sweep).
+    if (!agent) throw new NotFoundError('agent', agentId);
+    if (agent.sweepId !== sweepId) throw new WrongSweepError(`agent '${agentId}' registered for sweep '${agent.sweepId}', not '${sweepId}'`);
+    return agent;
+  }
+
   heartbeat(req: { agentId: string; sweepId: string; runningTrialIds: string[] }): {
     sweepState: SweepState;
     stop: StopOrder[];
@@ -346,13 +384,9 @@ export class SweepService {
   requestTrial(agentId: string, sweepId: string): Promise<TrialRequestOutcome> {
     return this.withLock(sweepId, async () => {
       const sweep = this.requireSweep(sweepId);
-      let agent = this.agents.get(agentId);
-      if (agent) agent.lastSeen = this.now();
-      else {
-        // Known from before a controller restart: it re-registers on its next heartbeat.
-        agent = { id: agentId, sweepId, hostname: '', pid: 0, slots: 1, lastSeen: this.now() };
-        this.agents.set(agentId, agent);
-      }
+      // An agent known from before a controller restart is told to register again first.
+      const agent = this.requireAgent(agentId, sweepId);
+      agent.lastSeen = this.now();
       const command = sweep.config.command ?? DEFAULT_COMMAND;
       const program = sweep.config.program ?? '';
       // An agent that asks again while holding as many trials as it has slots lost our answer
@@ -444,6 +478,8 @@ export class SweepService {
   async completeTrial(c: TrialCompletion): Promise<TrialState> {
     const trial = this.state.trials.get(c.trialId);
     if (!trial) throw new NotFoundError('trial', c.trialId);
+    this.requireAgent(c.agentId, trial.sweepId).lastSeen = this.now();
+    if (trial.agentId !== c.agentId) throw new NotHolderError(c.agentId, trial.id, trial.agentId);
     if (isTerminal(trial.state)) return trial.state;
     // The agent flushed its metrics to JetStream before reporting; wait until they are ingested
     // so the trial's final value is complete when it is marked ended.
@@ -453,6 +489,8 @@ export class SweepService {
     }
     const { state, reason } = classifyEnd(c);
     await this.endTrial(trial, state, reason, c);
+    const missing = this.trialView(trial).missingPoints;
+    if (missing > 0) this.log.warn('trial ended with metric points missing', { trial: trial.id, missing, declared: c.metricPoints });
     return trial.state;
   }
 
@@ -461,7 +499,7 @@ export class SweepService {
     trial: TrialRecord,
     state: TrialState,
     reason: string,
-    c: Pick<TrialCompletion, 'exitCode' | 'signal' | 'argv' | 'stdoutTail' | 'stderrTail'>,
+    c: Pick<TrialCompletion, 'exitCode' | 'signal' | 'argv' | 'stdoutTail' | 'stderrTail' | 'metricPoints' | 'droppedPoints' | 'lostReason'>,
   ): Promise<void> {
     return this.withLock(trial.sweepId, async () => {
       if (isTerminal(trial.state)) return;
@@ -473,11 +511,14 @@ export class SweepService {
           at: this.now(),
           state,
           exitCode: c.exitCode,
-          signal: c.signal,
-          reason,
-          argv: c.argv.slice(0, 1000),
-          stdoutTail: c.stdoutTail.slice(-200),
-          stderrTail: c.stderrTail.slice(-200),
+          // Within what replay accepts (EVENT_LIMITS): a longer reason would refuse the whole event.
+          signal: c.signal.slice(0, EVENT_LIMITS.maxLineChars),
+          reason: reason.slice(0, EVENT_LIMITS.maxLineChars),
+          argv: c.argv.slice(0, EVENT_LIMITS.maxArgv),
+          stdoutTail: c.stdoutTail.slice(-EVENT_LIMITS.maxTailLines),
+          stderrTail: c.stderrTail.slice(-EVENT_LIMITS.maxTailLines),
+          // A lost trial's agent does not know what the trial logged: held to its end time instead.
+          ...(c.metricPoints !== undefined && !c.lostReason ? { metricPoints: c.metricPoints, droppedPoints: c.droppedPoints ?? 0 } : {}),
         },
         `${trial.id}:ended`,
       );
@@ -498,9 +539,34 @@ export class SweepService {
 
   // ---- metrics ------------------------------------------------------------------------------
 
-  onMetrics(batch: MetricBatch): void {
-    this.metrics.apply(batch);
+  /**
+   * Whether the agent named in a batch's subject may send it: the trial must exist and be that
+   * agent's. NATS permissions (nats-auth.ts) keep an agent to its own subjects; this keeps it to
+   * its own trials. Checked live and on replay alike, so a restart rebuilds the same store.
+   */
+  admitMetrics(agentId: string, batch: MetricBatch): MetricRefusal | null {
     const trial = this.state.trials.get(batch.trialId);
+    if (!trial || trial.sweepId !== batch.sweepId) return 'unknown_trial';
+    if (trial.agentId !== agentId) return 'not_holder';
+    return null;
+  }
+
+  /**
+   * A batch the ingest validated and ordered. An ended trial takes only what it ran with: up to
+   * the points its agent declared at the end (the rest of a shortfall, published later from a
+   * spool), or, declared crashed, points captured before that moment; a zombie's later points are
+   * refused. Both tests read only the batch and the final state, so replay decides the same.
+   */
+  onMetrics(batch: MetricBatch): MetricRefusal | void {
+    const trial = this.state.trials.get(batch.trialId);
+    if (trial && isTerminal(trial.state)) {
+      const applied = this.appliedPoints.get(trial.id) ?? 0;
+      if (trial.declaredPoints !== null ? applied + batch.points.length > trial.declaredPoints - trial.droppedPoints : batch.points.some((p) => p.t > trial.endedAt)) {
+        return 'after_end';
+      }
+    }
+    if (trial) this.appliedPoints.set(trial.id, (this.appliedPoints.get(trial.id) ?? 0) + batch.points.length);
+    this.metrics.apply(batch);
     const monitor = trial && this.stopMonitorFor(trial.sweepId);
     if (trial && monitor) {
       for (const d of monitor.update(trial.id, trial.state, this.metrics.get(trial.id)?.series.get(monitor.metric))) {
@@ -540,6 +606,11 @@ export class SweepService {
 
   counts(): { sweeps: number; trials: number } {
     return { sweeps: this.state.sweeps.size, trials: this.state.trials.size };
+  }
+
+  /** Refusals counted by the service, by reason. */
+  refusals(): Record<string, number> {
+    return { ...this.refused };
   }
 
   // ---- views --------------------------------------------------------------------------------
@@ -595,6 +666,8 @@ export class SweepService {
       gpu: gpuIndex === null ? '' : String(gpuIndex.value),
       gpuUtil: this.metrics.last(t.id, 'system/gpu.util')?.value ?? null,
       gpuMemoryMb: this.metrics.last(t.id, 'system/gpu.memory_mb')?.value ?? null,
+      missingPoints: t.declaredPoints === null ? 0 : Math.max(0, t.declaredPoints - t.droppedPoints - (this.appliedPoints.get(t.id) ?? 0)),
+      droppedPoints: t.droppedPoints,
     };
   }
 
@@ -750,12 +823,13 @@ const GPU_OOM = /CUDA out of memory|OutOfMemoryError|CUDA error: out of memory|C
 
 /** The end state of a trial from what its agent reported. */
 export function classifyEnd(
-  c: Pick<TrialCompletion, 'exitCode' | 'signal' | 'startError' | 'stoppedReason' | 'stderrTail' | 'lostReason'>,
+  c: Pick<TrialCompletion, 'exitCode' | 'signal' | 'startError' | 'stoppedReason' | 'stderrTail' | 'lostReason' | 'reportError'>,
 ): {
   state: TrialState;
   reason: string;
 } {
   if (c.lostReason) return { state: 'crashed', reason: c.lostReason };
+  if (c.reportError) return { state: 'failed', reason: c.reportError };
   if (c.stoppedReason) return { state: 'stopped', reason: c.stoppedReason };
   if (c.startError) return { state: 'failed', reason: `could not start: ${c.startError}` };
   if (c.exitCode === 0) return { state: 'finished', reason: '' };

@@ -66,6 +66,8 @@ export async function runLogs(trialId: string, o: ClientOptions): Promise<void> 
       process.stdout.write(`metric ${m.name}: last ${m.last}, min ${m.min}, max ${m.max} (${m.count} values${invalid})\n`);
     }
     if (d.malformedLines) process.stdout.write(`${d.malformedLines} output lines looked like metrics but could not be read\n`);
+    if (t.missingPoints) process.stdout.write(`${t.missingPoints} metric points the agent reported sending have not arrived\n`);
+    if (t.droppedPoints) process.stdout.write(`${t.droppedPoints} metric points were dropped by the agent before sending (buffer full or too large)\n`);
     process.stdout.write(`--- stdout (last ${d.stdoutTail.length} lines) ---\n`);
     for (const l of d.stdoutTail) process.stdout.write(l + '\n');
     process.stdout.write(`--- stderr (last ${d.stderrTail.length} lines) ---\n`);

@@ -17,6 +17,7 @@ import { parseTypedJson, stringifyTyped } from '../../common/values.js';
 import { readConfigText } from '../../controller/config/load.js';
 import { parseConfigText } from '../../controller/config/parse.js';
 import type { ControllerHandle } from '../../controller/controller.js';
+import { NatsAuthority } from '../../controller/nats-auth.js';
 import { startController } from '../../controller/controller.js';
 import { toApiSweep, toApiTrial } from '../../controller/grpc-server.js';
 import type { SweepRecord } from '../../controller/state.js';
@@ -61,15 +62,21 @@ export async function runLocal(file: string, o: LocalOptions): Promise<void> {
   const agents: ChildProcess[] = [];
   try {
     // Locked down even on loopback: other users of this machine get neither NATS nor the API.
-    // Agents receive the NATS token when they register and the API token in their environment.
-    const natsToken = randomBytes(18).toString('base64url');
+    // Agents get a NATS identity of their own when they register and the API token in their environment.
+    const natsAuthority = NatsAuthority.loadOrCreate(join(dataDir, 'nats-auth'));
     const apiToken = randomBytes(18).toString('base64url');
-    nats = await startNatsServer({ storeDir: join(dataDir, 'nats'), host: '127.0.0.1', port: -1, token: natsToken, log: log.child('nats-server') });
+    nats = await startNatsServer({
+      storeDir: join(dataDir, 'nats'),
+      host: '127.0.0.1',
+      port: -1,
+      operatorConfig: natsAuthority.serverConfig(),
+      log: log.child('nats-server'),
+    });
     controller = await startController({
       host: '127.0.0.1',
       port: 0,
       natsUrl: nats.url,
-      natsToken,
+      natsAuthority,
       token: apiToken,
       dashboard: { host: '127.0.0.1', port: 0 },
       log: log.child('controller'),

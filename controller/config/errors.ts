@@ -6,17 +6,38 @@ import { UsageError } from '../../common/errors.js';
 import { Float, stringifyTyped } from '../../common/values.js';
 import type { ConfigIssue } from './types.js';
 
+/**
+ * `path: message`, with any name in the path longer than 60 characters shortened, as `describe`
+ * shortens values, and the whole line at most MAX_LINE_CHARS: a config's keys are anyone's to
+ * choose, and a message quoting a 100,000-character one would be as long.
+ */
 export function formatIssue(issue: ConfigIssue): string {
-  return issue.path === '' ? issue.message : `${issue.path}: ${issue.message}`;
+  const path = issue.path.replace(/[^.[\]]{61,}/g, (name) => `${name.slice(0, 57)}...`);
+  const line = path === '' ? issue.message : `${path}: ${issue.message}`;
+  return line.length > MAX_LINE_CHARS ? `${line.slice(0, MAX_LINE_CHARS - 3)}...` : line;
 }
 
-/** Every problem found in a sweep config, one per line of the message. */
+const MAX_LINE_CHARS = 1000;
+
+/**
+ * Problems a message lists; the rest are counted. The message travels as a gRPC status (a
+ * header, which HTTP/2 peers limit in size) and a screenful says enough to start fixing.
+ */
+const MAX_SHOWN_ISSUES = 50;
+
+function summary(issues: ConfigIssue[]): string {
+  const lines = issues.slice(0, MAX_SHOWN_ISSUES).map(formatIssue);
+  if (issues.length > MAX_SHOWN_ISSUES) lines.push(`(and ${issues.length - MAX_SHOWN_ISSUES} more problems)`);
+  return lines.join('\n');
+}
+
+/** Every problem found in a sweep config, one per line of the message (the first 50 of them). */
 export class ConfigError extends UsageError {
   readonly issues: ConfigIssue[];
   readonly warnings: ConfigIssue[];
 
   constructor(issues: ConfigIssue[], warnings: ConfigIssue[] = [], options?: { cause?: unknown }) {
-    super(issues.map(formatIssue).join('\n'), options);
+    super(summary(issues), options);
     this.issues = issues;
     this.warnings = warnings;
   }
@@ -33,6 +54,9 @@ export function describe(v: unknown): string {
   if (typeof v === 'number' || v instanceof Float) return stringifyTyped(v);
   if (typeof v === 'boolean') return String(v);
   if (Array.isArray(v)) return 'a list';
+  // What YAML's `!!binary` and `!!set` load as: neither is a mapping a config could mean.
+  if (v instanceof Uint8Array) return 'binary data';
+  if (v instanceof Set) return 'a set';
   if (typeof v === 'object') return 'a mapping';
   return `a ${typeof v}`;
 }
@@ -68,10 +92,13 @@ export function closest(word: string, candidates: readonly string[]): string | u
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const c of candidates) {
-    const dist = editDistance(w, c.toLowerCase());
     // A third of the length catches real typos; requiring fewer edits than the word is long
     // keeps one-letter keys from "matching" every other one-letter key.
     const limit = Math.max(1, Math.floor(c.length / 3));
+    // The distance is at least the difference in length: a long key (anyone's to choose) is
+    // ruled out without filling its table, which for 2,000 characters takes milliseconds.
+    if (Math.abs(w.length - c.length) > limit) continue;
+    const dist = editDistance(w, c.toLowerCase());
     if (dist <= limit && dist < Math.max(w.length, c.length) && dist < bestDistance) {
       best = c;
       bestDistance = dist;

@@ -11,18 +11,25 @@
  *   GET /api/sweeps/:id/trials/:tid              a trial: params, argv, history, output tails, curve
  *   GET /api/sweeps/:id/curves?trials=a,b&points=N   metric-vs-step histories, thinned to ~N points
  *   GET /api/sweeps/:id/importance               parameter importance (see importance.ts)
+ *
+ * Limits (DashboardLimits, defaults in DASHBOARD_LIMITS): a client has headersTimeoutMs to send
+ * its request's headers and requestTimeoutMs for the whole request; neither applies to the
+ * response, so an event stream stays open as long as its page does. Requests on connections past
+ * maxConnections, and event streams past maxEventStreams (or maxEventStreamsPerSweep for one
+ * sweep), are answered 503 with Retry-After; stats().refused counts them.
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, RequestListener, Server, ServerOptions, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { constants as zlib, createGzip, gzipSync } from 'node:zlib';
-import { AddressInUseError, isAddressInUse, NotFoundError, SweeperError } from '../../common/errors.js';
+import { AddressInUseError, isAddressInUse, NotFoundError, SweeperError, UsageError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { SweepRecord } from '../state.js';
 import type { SweepService } from '../sweep-service.js';
@@ -45,13 +52,65 @@ export interface DashboardOptions {
   log: Logger;
   /** Minimum time between two live updates of a sweep (default 250 ms, as WatchSweep). */
   pushIntervalMs?: number;
+  /** What the dashboard holds at most and how long it waits for requests; see DASHBOARD_LIMITS. */
+  limits?: Partial<DashboardLimits>;
+}
+
+export interface DashboardLimits {
+  /**
+   * Connections open at once. A request on a connection past it is answered 503 with Retry-After
+   * and the connection closed; past twice as many, new connections are dropped unanswered.
+   */
+  maxConnections: number;
+  /** Event streams (open sweep pages) at once, over all sweeps; past it a new one gets 503. */
+  maxEventStreams: number;
+  /** Event streams of one sweep at once, so that one sweep's watchers leave room for the others'. */
+  maxEventStreamsPerSweep: number;
+  /** Time a client has to send a request's headers, from its connection or its request's first byte (408 past it). */
+  headersTimeoutMs: number;
+  /** Time a client has to send a whole request. It does not cover the response: event streams stay open. */
+  requestTimeoutMs: number;
+  /** How long a connection with no request in flight is kept for the next one. */
+  keepAliveTimeoutMs: number;
+}
+
+/**
+ * The defaults. The dashboard serves a team, not the internet: 64 event streams is 64 open sweep
+ * pages, and each one costs a socket, a gzip context (about 256 KiB) and up to MAX_BUFFERED_BYTES
+ * of backlog, with a full snapshot (megabytes for a 10,000-trial sweep) built when it opens. A
+ * browser opens up to six connections per host, so 256 connections serve about forty browsers at
+ * full fan-out, and stay well under the usual limit of 1,024 open files, which the gRPC API, NATS
+ * and trial processes share. Pages send a handful of small GETs, so ten seconds for headers and
+ * thirty for a request are generous even on a slow link, and an idle connection is kept 5 s
+ * (node's default), long enough for a page's next request, short enough not to hold slots.
+ */
+export const DASHBOARD_LIMITS: Readonly<DashboardLimits> = Object.freeze({
+  maxConnections: 256,
+  maxEventStreams: 64,
+  maxEventStreamsPerSweep: 32,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+});
+
+/** What the dashboard refused, by reason. */
+export interface DashboardRefusals {
+  /** Requests answered 503 on connections past maxConnections, and connections dropped past twice that. */
+  connections: number;
+  /** Event streams answered 503 past maxEventStreams or maxEventStreamsPerSweep. */
+  eventStreams: number;
+  /** Requests cut off (408) by the header or request timeout. */
+  timeouts: number;
 }
 
 export interface DashboardHandle {
   /** `http://host:port/`. */
   url: string;
   port: number;
-  stats(): FeedStats & { feeds: number; clients: number };
+  /** The limits in force: the options over DASHBOARD_LIMITS. */
+  limits: Readonly<DashboardLimits>;
+  /** clients: open event streams; connections: open connections. */
+  stats(): FeedStats & { feeds: number; clients: number; connections: number; refused: DashboardRefusals };
   stop(): Promise<void>;
 }
 
@@ -93,6 +152,42 @@ class NoSuchPage extends SweeperError {
 const CURVE_TRIALS_MAX = 50;
 /** What a live stream may have waiting to be sent before its page counts as gone. */
 const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
+/**
+ * Seconds a refused client is told to wait. Connections free up as soon as other requests end;
+ * an event stream's slot only when a page closes, so that wait is longer. (EventSource ignores
+ * Retry-After and gives up on a 503; the header is for other clients and for people.)
+ */
+const RETRY_CONNECTION_S = 2;
+const RETRY_EVENT_STREAM_S = 10;
+/**
+ * Headers kept of one request (node's default is 2000; a browser sends about 20). Past it node
+ * drops headers without refusing the request. maxRequestsPerSocket stays unlimited (node's
+ * default): a connection is already bounded by the timeouts and the cap, and recycling it would
+ * only add reconnects.
+ */
+const MAX_HEADERS_COUNT = 100;
+/** What node answers itself, without a 'clientError' listener, to a request it cannot parse or that ran out of time. */
+const CLIENT_ERROR_REPLIES: Record<string, string> = {
+  ERR_HTTP_REQUEST_TIMEOUT: 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n',
+  HPE_HEADER_OVERFLOW: 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n',
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: 'HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n\r\n',
+};
+const BAD_REQUEST_REPLY = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n';
+
+/** The options over the defaults, checked once at start. */
+export function dashboardLimits(given: Partial<DashboardLimits> = {}): Readonly<DashboardLimits> {
+  const limits = { ...DASHBOARD_LIMITS };
+  for (const key of Object.keys(DASHBOARD_LIMITS) as Array<keyof DashboardLimits>) {
+    const v = given[key];
+    if (v === undefined) continue;
+    if (!Number.isSafeInteger(v) || v < 1) throw new UsageError(`dashboard limit ${key} must be a whole number of at least 1, not ${v}`);
+    limits[key] = v;
+  }
+  if (limits.headersTimeoutMs > limits.requestTimeoutMs) {
+    throw new UsageError(`dashboard headersTimeoutMs (${limits.headersTimeoutMs}) must not exceed requestTimeoutMs (${limits.requestTimeoutMs})`);
+  }
+  return Object.freeze(limits);
+}
 
 interface Asset {
   body: Buffer;
@@ -103,12 +198,20 @@ interface Asset {
 
 export async function startDashboard(opts: DashboardOptions): Promise<DashboardHandle> {
   const { service, log } = opts;
+  const limits = dashboardLimits(opts.limits);
+  const refused: DashboardRefusals = { connections: 0, eventStreams: 0, timeouts: 0 };
   /** Set once the port is known, since the cookie's name carries it. */
   let auth: DashboardAuth | undefined;
   const interval = opts.pushIntervalMs ?? 250;
   const stats: FeedStats = { deltas: 0, rows: 0, bytes: 0, buildMs: 0 };
   const feeds = new Map<string, SweepFeed>();
   const streams = new Set<ServerResponse>();
+  const streamsPerSweep = new Map<string, number>();
+  let openConnections = 0;
+  /** Connections that were past maxConnections when they opened: their requests get 503. */
+  const overCap = new WeakSet<object>();
+  /** The response in flight on a connection, so that a client error does not cut into one already sent. */
+  const inFlight = new WeakMap<object, ServerResponse>();
   const assets = new Map<string, Promise<Asset>>();
   const importanceCache = new Map<string, { key: string; result: ImportanceResult }>();
 
@@ -168,7 +271,24 @@ export async function startDashboard(opts: DashboardOptions): Promise<DashboardH
     return { method: IMPORTANCE_METHOD, metric: metric.name, ...cached.result };
   };
 
+  /** 503 with Retry-After and a short message. */
+  const refuse = (req: IncomingMessage, res: ServerResponse, message: string, retryAfterS: number, close = false): void => {
+    res.setHeader('Retry-After', String(retryAfterS));
+    if (close) res.setHeader('Connection', 'close');
+    if ((req.url ?? '').startsWith('/api/')) sendJson(req, res, { error: message }, 503);
+    else res.writeHead(503, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' }).end(message + '\n');
+  };
+
   const openStream = (req: IncomingMessage, res: ServerResponse, sweep: SweepRecord): void => {
+    const ofSweep = streamsPerSweep.get(sweep.id) ?? 0;
+    if (streams.size >= limits.maxEventStreams || ofSweep >= limits.maxEventStreamsPerSweep) {
+      refused.eventStreams++;
+      const message =
+        streams.size >= limits.maxEventStreams
+          ? `the dashboard has its ${limits.maxEventStreams} live streams open: close a sweep page or try again later`
+          : `sweep ${sweep.id} has its ${limits.maxEventStreamsPerSweep} live streams open: close one of its pages or try again later`;
+      return refuse(req, res, message, RETRY_EVENT_STREAM_S);
+    }
     // The snapshot of a big sweep is megabytes of repetitive JSON, and deltas repeat the same
     // keys: one gzip stream for the whole connection, flushed after every event, shrinks both.
     const gz = acceptsGzip(req) ? createGzip({ level: 4, flush: zlib.Z_SYNC_FLUSH }) : undefined;
@@ -202,6 +322,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<DashboardH
     }
     feed.add(write);
     streams.add(res);
+    streamsPerSweep.set(sweep.id, ofSweep + 1);
     const ping = setInterval(() => {
       send(': ping\n\n');
       feeds.get(sweep.id)?.touch();
@@ -213,6 +334,9 @@ export async function startDashboard(opts: DashboardOptions): Promise<DashboardH
       clearInterval(ping);
       gz?.destroy();
       streams.delete(res);
+      const left = (streamsPerSweep.get(sweep.id) ?? 1) - 1;
+      if (left > 0) streamsPerSweep.set(sweep.id, left);
+      else streamsPerSweep.delete(sweep.id);
       const f = feeds.get(sweep.id);
       if (f?.remove(write)) feeds.delete(sweep.id);
     };
@@ -292,6 +416,16 @@ export async function startDashboard(opts: DashboardOptions): Promise<DashboardH
   };
 
   const listener: RequestListener = (req, res) => {
+    inFlight.set(req.socket, res);
+    res.once('finish', () => {
+      if (inFlight.get(req.socket) === res) inFlight.delete(req.socket);
+    });
+    if (overCap.has(req.socket)) {
+      refused.connections++;
+      for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
+      refuse(req, res, `the dashboard has its ${limits.maxConnections} connections open: try again later`, RETRY_CONNECTION_S, true);
+      return;
+    }
     handle(req, res).catch((err) => {
       const notFound = err instanceof NotFoundError || err instanceof NoSuchPage;
       if (!notFound) log.warn('dashboard request failed', { url: req.url, error: err instanceof Error ? err.message : String(err) });
@@ -305,9 +439,41 @@ export async function startDashboard(opts: DashboardOptions): Promise<DashboardH
       else res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8' }).end(message + '\n');
     });
   };
-  const server: Server = opts.tls ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, listener) : createServer(listener);
-  // An SSE stream is one long request: keep-alive timeouts must not cut it.
-  server.requestTimeout = 0;
+  const httpOptions: ServerOptions = {
+    headersTimeout: limits.headersTimeoutMs,
+    // Node's requestTimeout ends when the request has been received (for a GET, with its
+    // headers): it never cuts a response, so a long event stream is safe from it.
+    requestTimeout: limits.requestTimeoutMs,
+    // Node checks both timeouts every connectionsCheckingInterval (30 s by default, which would
+    // let a 10 s header timeout run to 40 s): check a few times per timeout, at most every second.
+    connectionsCheckingInterval: Math.min(1000, Math.max(10, Math.floor(limits.headersTimeoutMs / 4))),
+  };
+  const server: Server = opts.tls
+    ? createHttpsServer({ ...httpOptions, cert: opts.tls.cert, key: opts.tls.key, handshakeTimeout: limits.headersTimeoutMs }, listener)
+    : createServer(httpOptions, listener);
+  server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+  server.maxHeadersCount = MAX_HEADERS_COUNT;
+  // Past maxConnections requests are still answered (503), which costs little; past twice that,
+  // a flood of connections is dropped unanswered, so that it cannot hold file descriptors.
+  server.maxConnections = limits.maxConnections * 2;
+  server.on('drop', () => refused.connections++);
+  // The HTTP layer gets its connections on 'secureConnection' under TLS; a handshake still under
+  // way counts only against the drop limit above, and handshakeTimeout ends it.
+  server.on(opts.tls ? 'secureConnection' : 'connection', (socket: Socket) => {
+    openConnections++;
+    if (openConnections > limits.maxConnections) overCap.add(socket);
+    socket.once('close', () => openConnections--);
+  });
+  // Node answers client errors itself unless there is a listener; this one counts the timeouts
+  // and answers as node does.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') refused.timeouts++;
+    const res = inFlight.get(socket);
+    if (err.code !== 'ECONNRESET' && socket.writable && !res?.headersSent) {
+      socket.write(CLIENT_ERROR_REPLIES[err.code ?? ''] ?? BAD_REQUEST_REPLY);
+    }
+    socket.destroy();
+  });
 
   const port = await new Promise<number>((resolve, reject) => {
     server.once('error', (err) => reject(isAddressInUse(err) ? new AddressInUseError('dashboard', opts.host, opts.port, { cause: err }) : err));
@@ -325,7 +491,8 @@ export async function startDashboard(opts: DashboardOptions): Promise<DashboardH
   return {
     url,
     port,
-    stats: () => ({ ...stats, feeds: feeds.size, clients: streams.size }),
+    limits,
+    stats: () => ({ ...stats, feeds: feeds.size, clients: streams.size, connections: openConnections, refused: { ...refused } }),
     async stop() {
       if (stopped) return;
       stopped = true;

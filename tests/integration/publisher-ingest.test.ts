@@ -91,7 +91,7 @@ describe('metric publisher → JetStream → ingest', () => {
   }
 
   function newPublisher(sweepId: string, extra: Partial<ConstructorParameters<typeof MetricPublisher>[0]> = {}): MetricPublisher {
-    const pub = new MetricPublisher({ nc: pubNc, sweepId, log: log.child('publisher'), ...extra });
+    const pub = new MetricPublisher({ nc: pubNc, sweepId, agentId: 'a1', log: log.child('publisher'), ...extra });
     cleanups.push(() => pub.close({ signal: AbortSignal.timeout(5000) }));
     return pub;
   }
@@ -125,7 +125,7 @@ describe('metric publisher → JetStream → ingest', () => {
     await waitFor('first batch', () => got.points === 10);
 
     const js = pubNc.jetstream();
-    const subject = metricsSubject('sw-dup', 't1');
+    const subject = metricsSubject('sw-dup', 'a1', 't1');
     const copy = sc.encode(JSON.stringify({ sweepId: 'sw-dup', trialId: 't1', seq: lastSeq, points: [point(0)] }));
     // Same message id: JetStream itself drops it.
     const sameId = await js.publish(subject, copy, { msgID: metricsMsgId('t1', lastSeq) });
@@ -145,7 +145,7 @@ describe('metric publisher → JetStream → ingest', () => {
     const got = new Collector('sw-adopt');
     const ingest = await startIngest({ onBatch: got.onBatch });
     const js = pubNc.jetstream();
-    const subject = metricsSubject('sw-adopt', 't1');
+    const subject = metricsSubject('sw-adopt', 'a1', 't1');
     const batch = (seq: number, from: number, to: number) => ({ sweepId: 'sw-adopt', trialId: 't1', seq, points: range(from, to).map(point) });
     // The dead agent had sent batches 1 and 2; only the first ack reached its journal.
     await js.publish(subject, sc.encode(JSON.stringify(batch(1, 0, 30))), { msgID: metricsMsgId('t1', 1) });
@@ -183,7 +183,7 @@ describe('metric publisher → JetStream → ingest', () => {
     const ingest = await startIngest({ onBatch: got.onBatch });
     const pub = newPublisher('sw-bad');
     const js = pubNc.jetstream();
-    const subject = metricsSubject('sw-bad', 'evil');
+    const subject = metricsSubject('sw-bad', 'a1', 'evil');
     const good = (seq: number) => ({ sweepId: 'sw-bad', trialId: 'evil', seq, points: [point(seq)] });
 
     for (let i = 0; i < 500; i++) pub.add('t1', point(i));
@@ -195,7 +195,7 @@ describe('metric publisher → JetStream → ingest', () => {
     const bigData = sc.encode(JSON.stringify(big));
     expect(bigData.length).toBeGreaterThan(1024 * 1024);
     await js.publish(subject, bigData);
-    await js.publish(metricsSubject('sw-bad', 'other'), sc.encode(JSON.stringify(good(1))));
+    await js.publish(metricsSubject('sw-bad', 'a1', 'other'), sc.encode(JSON.stringify(good(1))));
     for (let i = 500; i < 1000; i++) pub.add('t1', point(i));
     await pub.flushTrial('t1');
 
@@ -289,10 +289,10 @@ describe('metric publisher → JetStream → ingest', () => {
 
   it('applies a trial\'s batches in seq order, holding early ones until the gap fills or times out', async () => {
     const order: number[] = [];
-    const ingest = await startIngest({ onBatch: (b) => order.push(b.seq), gapTimeoutMs: 1000 });
+    const ingest = await startIngest({ onBatch: (b) => void order.push(b.seq), gapTimeoutMs: 1000 });
     const js = pubNc.jetstream();
     const send = (seq: number) =>
-      js.publish(metricsSubject('sw-order', 't1'), sc.encode(JSON.stringify({ sweepId: 'sw-order', trialId: 't1', seq, points: [point(seq)] })));
+      js.publish(metricsSubject('sw-order', 'a1', 't1'), sc.encode(JSON.stringify({ sweepId: 'sw-order', trialId: 't1', seq, points: [point(seq)] })));
 
     await send(1);
     // Pipelined, so all three are in well before the gap timeout.

@@ -41,8 +41,8 @@ describe('metric spool', () => {
    * NATS comes back and a second agent (started after, or already running with `secondEarly`)
    * must publish every point the first one journaled.
    */
-  async function survives(signal: 'SIGKILL' | 'SIGTERM', secondEarly = false): Promise<void> {
-    stack = await startStack();
+  async function survives(signal: 'SIGKILL' | 'SIGTERM', secondEarly = false, natsAuth = false): Promise<void> {
+    stack = await startStack({ natsAuth });
     const work = mkdtempSync(join(tmpdir(), 'sweeper-spool-it-'));
     temp.push(work);
     const spoolDir = join(work, 'spool');
@@ -113,5 +113,10 @@ describe('metric spool', () => {
 
   it('has an agent that was already running find and publish the journal of one that died', async () => {
     await survives('SIGKILL', true);
+  });
+
+  it("with per-agent NATS identities, the next agent publishes a dead agent's points as that agent", async () => {
+    await survives('SIGKILL', false, true);
+    expect((await stack!.client.getStats()).rejected).toEqual({});
   });
 });

@@ -1,6 +1,8 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { buildCommand } from '../../agent/command.js';
 import { UsageError } from '../../common/errors.js';
+import { MAX_ARGV_ENTRIES, MAX_ARGV_ENTRY_CHARS } from '../../common/limits.js';
 import { Float } from '../../common/values.js';
 import {
   ConfigError,
@@ -594,5 +596,177 @@ describe('early_terminate', () => {
   it('warns about keys hyperband will ignore', () => {
     const { warnings } = parseConfig({ ...base, early_terminate: { type: 'hyperband', min_iter: 1, max_iter: 27, s: 2 } });
     expect(warnings).toEqual([{ path: 'early_terminate.min_iter', message: 'ignored: max_iter and s define the bands' }]);
+  });
+});
+
+describe('what a trial argv can hold (common/limits.ts)', () => {
+  const LIMIT = 'an argument may hold at most 65536 characters';
+  /** The issues of a config, none when it is valid. */
+  const problems = (config: object): ConfigIssue[] => {
+    try {
+      parseConfig(config);
+      return [];
+    } catch (e) {
+      if (e instanceof ConfigError) return e.issues;
+      throw e;
+    }
+  };
+  const grid = (parameters: unknown, extra: object = {}) => problems({ method: 'grid', parameters, ...extra });
+  const x = (n: number, c = 'x') => c.repeat(n);
+
+  it('uses the limits the gRPC adapter enforces', () => {
+    expect([MAX_ARGV_ENTRY_CHARS, MAX_ARGV_ENTRIES]).toEqual([65536, 1000]);
+  });
+
+  it('names a value too long for --name=value, and accepts one that just fits', () => {
+    expect(grid({ x: { values: [1, 2, 3, x(100_000)] } })).toEqual([
+      { path: 'parameters.x.values[3]', message: `makes '--x=...' an argument of 100004 characters; ${LIMIT}` },
+    ]);
+    expect(grid({ x: { values: [x(65532)] } })).toEqual([]);
+    expect(grid({ x: { values: [x(65533)] } })).toEqual([
+      { path: 'parameters.x.values[0]', message: `makes '--x=...' an argument of 65537 characters; ${LIMIT}` },
+    ]);
+    expect(paramIssues({ c: { value: x(70_000) } })).toEqual([
+      { path: 'parameters.c.value', message: `makes '--c=...' an argument of 70004 characters; ${LIMIT}` },
+    ]);
+  });
+
+  it('names a parameter name too long, shortened in the message', () => {
+    const name = x(70_000, 'n');
+    const err = configError(() => parseConfigText(JSON.stringify({ method: 'grid', parameters: { [name]: { values: [1, 2] } } })));
+    expect(err.issues).toEqual([{ path: `parameters.${name}`, message: `makes '--${x(57, 'n')}...=...' an argument of at least 70003 characters; ${LIMIT}` }]);
+    expect(err.message).toBe(`parameters.${x(57, 'n')}...: makes '--${x(57, 'n')}...=...' an argument of at least 70003 characters; ${LIMIT}`);
+  });
+
+  it('bounds a nested parameter, one value alone or its longest values together', () => {
+    expect(grid({ opt: { parameters: { lr: { values: [x(70_000)] } } } })).toEqual([
+      { path: 'parameters.opt.parameters.lr.values[0]', message: `makes '--opt=...' an argument of at least 70016 characters; ${LIMIT}` },
+    ]);
+    expect(grid({ opt: { parameters: { a: { values: [x(40_000)] }, b: { values: [x(40_000)] } } } })).toEqual([
+      { path: 'parameters.opt', message: `its longest values together make '--opt={...}' an argument of up to 80024 characters; ${LIMIT}` },
+    ]);
+  });
+
+  it('renders as the agent does: the bound is the argv entry buildCommand makes', () => {
+    const params = { opt: { a: x(40_000, 'a'), b: x(40_000, 'b') } };
+    const built = buildCommand({ command: ['${args}', '${args_json}'], params, cwd: '/', sweepId: 's', trialId: 't', env: {} });
+    expect(built.argv.map((a) => a.length)).toEqual([80024, 80027]);
+    const json = grid({ opt: { parameters: { a: { values: [x(40_000, 'a')] }, b: { values: [x(40_000, 'b')] } } } }, { command: ['${args_json}'] });
+    expect(json).toEqual([
+      {
+        path: 'parameters',
+        message: `their longest values together make \${args_json} (command[0]) an argument of up to 80027 characters; ${LIMIT}; parameters.opt alone takes 80025`,
+      },
+    ]);
+  });
+
+  it('bounds ${args_json}, all parameters in one argument, drawn numbers at 24 characters', () => {
+    const command = ['python', 'train.py', '--config=${args_json}'];
+    expect(grid({ a: { values: [x(40_000)] }, b: { values: [x(40_000)] } }, { command })).toEqual([
+      {
+        path: 'parameters',
+        message: `their longest values together make \${args_json} (command[2]) an argument of up to 80027 characters; ${LIMIT}; parameters.a alone takes 40007`,
+      },
+    ]);
+    // {"a": "x...", "b": <24 characters>}: 65496 + 41 characters fit, one more does not.
+    const random = (a: number) => problems({ method: 'random', command: ['${args_json}'], parameters: { a: { values: [x(a)] }, b: { min: 0, max: 1 } } });
+    expect(random(65496)).toEqual([]);
+    expect(random(65497)).toEqual([
+      {
+        path: 'parameters',
+        message: `their longest values together make \${args_json} (command[0]) an argument of up to 65537 characters; ${LIMIT}; parameters.a alone takes 65504`,
+      },
+    ]);
+    // Non-ASCII is escaped (\u00e9): six characters each in JSON, one in --a=value.
+    expect(grid({ a: { values: [x(11_000, 'é')] } }, { command: ['${args}', '${args_json}'] })).toEqual([
+      { path: 'parameters.a.values[0]', message: `makes \${args_json} (command[1]) an argument of at least 66009 characters; ${LIMIT}` },
+    ]);
+    // ${args_json_file} writes them to a file: only its path is in argv.
+    expect(grid({ a: { values: [x(100_000)] } }, { command: ['python', 'train.py', '${args_json_file}'] })).toEqual([]);
+  });
+
+  it('names a command entry or a program too long', () => {
+    expect(grid({ a: { values: [1] } }, { command: ['python', x(70_000), '${args}'] })).toEqual([
+      { path: 'command[1]', message: `is 70000 characters; ${LIMIT}` },
+    ]);
+    expect(grid({ a: { values: [1] } }, { command: ['--out=${envvar:OUT}' + x(70_000)] })).toEqual([
+      { path: 'command[0]', message: `renders as at least 70006 characters; ${LIMIT}` },
+    ]);
+    expect(grid({ a: { values: [1] } }, { program: x(70_000) })).toEqual([{ path: 'program', message: `is 70000 characters; ${LIMIT}` }]);
+  });
+
+  it('bounds how many arguments the command expands to', () => {
+    const many = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`p${i}`, { value: i }]));
+    // The default command is `${env} ${interpreter} ${program} ${args}`: three plus one per parameter.
+    expect(grid(many(997))).toEqual([]);
+    expect(grid(many(998))).toEqual([
+      { path: 'parameters', message: "998 top-level parameters make the default command up to 1001 arguments; a trial's argv may hold at most 1000 arguments" },
+    ]);
+    expect(grid(many(500), { command: ['${interpreter}', '${program}', '${args_no_equals}'] })).toEqual([
+      { path: 'command', message: "expands to up to 1002 arguments with 500 top-level parameters; a trial's argv may hold at most 1000 arguments" },
+    ]);
+  });
+});
+
+describe('hostile YAML', () => {
+  const billionLaughs = () => {
+    const lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]'];
+    for (let i = 1; i < 9; i++) {
+      const [prev, next] = [String.fromCharCode(96 + i), String.fromCharCode(97 + i)];
+      lines.push(`${next}: &${next} [${Array(9).fill(`*${prev}`).join(', ')}]`);
+    }
+    return lines.join('\n');
+  };
+
+  it('refuses an alias bomb, and still takes ordinary aliases', () => {
+    expect(issuesOf(() => loadConfigText(billionLaughs(), 'bomb.yaml'))).toEqual([
+      { path: '', message: "bomb.yaml: aliases expand too far (a YAML alias bomb?): at most 100 copies of an anchor's content" },
+    ]);
+    expect(loadConfigText('a: &a [1, 2]\nb: [*a, *a]\n')).toEqual({ a: [1, 2], b: [[1, 2], [1, 2]] });
+  });
+
+  it('refuses aliases that copy a big anchor past the size bound', () => {
+    const text = `a: &a "${'x'.repeat(50_000)}"\nb: [${Array(99).fill('*a').join(', ')}]\n`;
+    expect(issuesOf(() => loadConfigText(text))).toEqual([
+      { path: '', message: 'too large once its aliases are expanded: more than 4194304 values and characters' },
+    ]);
+  });
+
+  it('refuses deep nesting, quickly, in flow and in block style', () => {
+    const started = Date.now();
+    expect(issuesOf(() => loadConfigText('['.repeat(1024 * 1024)))).toEqual([{ path: '', message: 'line 1, column 65: nested more than 64 levels deep' }]);
+    expect(issuesOf(() => loadConfigText(`x:\n  ${'{a: '.repeat(100)}1${'}'.repeat(100)}`, 'deep.yaml'))).toEqual([
+      { path: '', message: 'deep.yaml:2:259: nested more than 64 levels deep' },
+    ]);
+    const block = Array.from({ length: 70 }, (_, i) => `${' '.repeat(i)}a:`).join('\n') + ' 1';
+    expect(issuesOf(() => loadConfigText(block))).toEqual([{ path: '', message: 'nested more than 64 levels deep' }]);
+    // 64 levels are fine.
+    expect(() => loadConfigText(`${'['.repeat(64)}${']'.repeat(64)}`)).not.toThrow();
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
+
+  it('refuses a config too large to parse quickly, and lists at most 50 problems', () => {
+    const started = Date.now();
+    expect(issuesOf(() => loadConfigText('- 1\n'.repeat(250_000)))).toEqual([
+      { path: '', message: 'too large: more than 100000 YAML tokens (keys, values, indicators); a sweep config needs far fewer' },
+    ]);
+    expect(Date.now() - started).toBeLessThan(3000);
+    const err = configError(() => loadConfigText('k: 1\n'.repeat(100)));
+    expect(err.issues).toHaveLength(99);
+    expect(err.message.split('\n')).toEqual([
+      ...Array.from({ length: 50 }, (_, i) => `line ${i + 2}, column 1: duplicate key 'k'`),
+      '(and 49 more problems)',
+    ]);
+  });
+
+  it('refuses scalars, lists and binary junk as configs', () => {
+    const top = (got: string) => [{ path: '', message: `expected a sweep config mapping (method, parameters, ...), got ${got}` }];
+    expect(issuesOf(() => parseConfigText('42'))).toEqual(top('42'));
+    expect(issuesOf(() => parseConfigText('just some text'))).toEqual(top('"just some text"'));
+    expect(issuesOf(() => parseConfigText('- method: grid\n'))).toEqual(top('a list'));
+    expect(issuesOf(() => parseConfigText('!!binary aGVsbG8='))).toEqual(top('binary data'));
+    expect(issuesOf(() => parseConfigText(Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0x02, 0x01, 0x01, 0x00]).toString('latin1')))).toEqual(
+      top('"\x7fELF\\u0002\\u0001\\u0001\\u0000"'),
+    );
   });
 });

@@ -87,7 +87,7 @@ describe('SweepFeed', () => {
     let seq = 0;
     const log = (trialId: string, loss: number) => service.onMetrics({ sweepId: sweep.id, trialId, seq: ++seq, points: [{ step: null, t: 0, values: { loss } }] });
     const end = (trialId: string) =>
-      service.completeTrial({ agentId: 'a', trialId, exitCode: 0, signal: '', startError: '', stoppedReason: '', stdoutTail: [], stderrTail: [], lastMetricSeq: 0, argv: [] });
+      service.completeTrial({ agentId: service.getTrial(trialId).agentId, trialId, exitCode: 0, signal: '', startError: '', stoppedReason: '', stdoutTail: [], stderrTail: [], lastMetricSeq: 0, argv: [] });
     return { service, sweep, start, log, end };
   }
 

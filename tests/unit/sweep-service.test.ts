@@ -42,8 +42,20 @@ const done = (agentId: string, trialId: string, extra: Partial<TrialCompletion> 
   ...extra,
 });
 
+/** Agents must register before they ask; these tests register each on its first request. */
+const registered = new WeakMap<SweepService, Set<string>>();
+function register(service: SweepService, req: { agentId: string; sweepId: string; hostname: string; pid: number; slots: number }) {
+  if (!registered.has(service)) registered.set(service, new Set());
+  registered.get(service)!.add(req.agentId);
+  return service.registerAgent(req);
+}
+function request(service: SweepService, agentId: string, sweepId: string) {
+  if (!registered.get(service)?.has(agentId)) register(service, { agentId, sweepId, hostname: 'h', pid: 1, slots: 1 });
+  return service.requestTrial(agentId, sweepId);
+}
+
 async function ask(service: SweepService, agent: string, sweepId: string) {
-  const r = await service.requestTrial(agent, sweepId);
+  const r = await request(service, agent, sweepId);
   if (r.kind !== 'trial') throw new Error(`expected a trial, got ${JSON.stringify(r)}`);
   return r.trial;
 }
@@ -65,15 +77,15 @@ describe('SweepService', () => {
     const t4 = await ask(service, 'a2', sweep.id);
     // Everything is handed out: one idle agent stands by while trials run (one may crash and need
     // running again), the others are told the sweep is over.
-    expect(await service.requestTrial('a3', sweep.id)).toEqual({ kind: 'retry', afterMs: 2000 });
-    expect(await service.requestTrial('a5', sweep.id)).toEqual({ kind: 'done', reason: 'no more trials to run' });
-    expect(await service.requestTrial('a3', sweep.id)).toEqual({ kind: 'retry', afterMs: 2000 });
+    expect(await request(service, 'a3', sweep.id)).toEqual({ kind: 'retry', afterMs: 2000 });
+    expect(await request(service, 'a5', sweep.id)).toEqual({ kind: 'done', reason: 'no more trials to run' });
+    expect(await request(service, 'a3', sweep.id)).toEqual({ kind: 'retry', afterMs: 2000 });
     await service.completeTrial(done('a1', t3.id));
     expect(sweep.state).toBe('running');
     await service.completeTrial(done('a2', t4.id));
     expect(sweep.state).toBe('finished');
     expect(sweep.finishReason).toBe('grid exhausted');
-    expect(await service.requestTrial('a1', sweep.id)).toEqual({ kind: 'done', reason: 'sweep finished' });
+    expect(await request(service, 'a1', sweep.id)).toEqual({ kind: 'done', reason: 'sweep finished' });
   });
 
   it('rebuilds the same state from its event log', async () => {
@@ -87,7 +99,7 @@ describe('SweepService', () => {
     const copy = again.getSweep(sweep.id);
     expect(copy.trials.map((t) => [t.id, t.state, t.paramsJson])).toEqual(sweep.trials.map((t) => [t.id, t.state, t.paramsJson]));
     // The next trial continues the numbering and the grid.
-    expect(((await again.requestTrial('a2', sweep.id)) as { trial: { id: string; paramsJson: string } }).trial).toMatchObject({
+    expect(((await request(again, 'a2', sweep.id)) as { trial: { id: string; paramsJson: string } }).trial).toMatchObject({
       id: `${sweep.id}-3`,
       paramsJson: '{"a":2,"b":"x"}',
     });
@@ -96,7 +108,7 @@ describe('SweepService', () => {
   it('declares trials of silent agents crashed after the timeout and runs their parameters again once', async () => {
     const { service, advance } = setup({ heartbeatTimeoutMs: 30_000, maxCrashRetries: 1 });
     const sweep = await service.createSweep(GRID);
-    service.registerAgent({ agentId: 'a1', sweepId: sweep.id, hostname: 'h', pid: 1, slots: 1 });
+    register(service, { agentId: 'a1', sweepId: sweep.id, hostname: 'h', pid: 1, slots: 1 });
     const t1 = await ask(service, 'a1', sweep.id);
     advance(29_000);
     expect(await service.reapLostTrials()).toBe(0);
@@ -119,25 +131,25 @@ describe('SweepService', () => {
     for (const t of sweep.trials.filter((x) => x.state === 'running')) await service.completeTrial(done(t.agentId, t.id));
     expect(sweep.trials.filter((t) => t.state === 'finished')).toHaveLength(3);
     // The point that crashed twice is given up; the next ask finds the grid exhausted.
-    expect(await service.requestTrial('a6', sweep.id)).toEqual({ kind: 'done', reason: 'search space exhausted' });
+    expect(await request(service, 'a6', sweep.id)).toEqual({ kind: 'done', reason: 'search space exhausted' });
     expect(sweep.state).toBe('finished');
   });
 
   it('keeps one idle agent standing by while trials run, which then runs a crashed trial again', async () => {
     const { service, advance } = setup({ heartbeatTimeoutMs: 30_000, maxCrashRetries: 1 });
     const sweep = await service.createSweep(GRID);
-    service.registerAgent({ agentId: 'a1', sweepId: sweep.id, hostname: 'h', pid: 1, slots: 1 });
+    register(service, { agentId: 'a1', sweepId: sweep.id, hostname: 'h', pid: 1, slots: 1 });
     const t1 = await ask(service, 'a1', sweep.id);
     for (const agent of ['a2', 'a3', 'a4']) await service.completeTrial(done(agent, (await ask(service, agent, sweep.id)).id));
     // Everything is handed out and t1 runs: a2 stands by, a3 may go. a1, running t1 with a
     // free slot, may wait too, but is no standby: if it dies, t1 dies with it.
-    service.registerAgent({ agentId: 'a1', sweepId: sweep.id, hostname: 'h', pid: 1, slots: 2 });
-    expect(await service.requestTrial('a1', sweep.id)).toEqual({ kind: 'retry', afterMs: 2000 });
-    expect(await service.requestTrial('a2', sweep.id)).toEqual({ kind: 'retry', afterMs: 2000 });
-    expect(await service.requestTrial('a3', sweep.id)).toEqual({ kind: 'done', reason: 'no more trials to run' });
+    register(service, { agentId: 'a1', sweepId: sweep.id, hostname: 'h', pid: 1, slots: 2 });
+    expect(await request(service, 'a1', sweep.id)).toEqual({ kind: 'retry', afterMs: 2000 });
+    expect(await request(service, 'a2', sweep.id)).toEqual({ kind: 'retry', afterMs: 2000 });
+    expect(await request(service, 'a3', sweep.id)).toEqual({ kind: 'done', reason: 'no more trials to run' });
     // A standby that stops asking is replaced.
     advance(11_000);
-    expect(await service.requestTrial('a3', sweep.id)).toEqual({ kind: 'retry', afterMs: 2000 });
+    expect(await request(service, 'a3', sweep.id)).toEqual({ kind: 'retry', afterMs: 2000 });
     // t1's agent goes silent: t1 crashes, and the standby runs its parameters again.
     advance(20_000);
     expect(await service.reapLostTrials()).toBe(1);
@@ -145,7 +157,7 @@ describe('SweepService', () => {
     expect(retry).toMatchObject({ paramsJson: t1.paramsJson, retryOf: t1.id });
     await service.completeTrial(done('a3', retry.id));
     expect(sweep.state).toBe('finished');
-    expect(await service.requestTrial('a2', sweep.id)).toEqual({ kind: 'done', reason: 'sweep finished' });
+    expect(await request(service, 'a2', sweep.id)).toEqual({ kind: 'done', reason: 'sweep finished' });
   });
 
   it('stop orders a graceful stop, cancel a kill, and heartbeats repeat them', async () => {
@@ -171,9 +183,9 @@ describe('SweepService', () => {
     const t1 = await ask(service, 'a1', sweep.id);
     const t2 = await ask(service, 'a2', sweep.id);
     service.onMetrics({ sweepId: sweep.id, trialId: t1.id, seq: 1, points: [{ step: 1, t: 0, values: { loss: 0.7 } }] });
-    expect((await service.requestTrial('a3', sweep.id)).kind).toBe('trial');
+    expect((await request(service, 'a3', sweep.id)).kind).toBe('trial');
     service.onMetrics({ sweepId: sweep.id, trialId: t2.id, seq: 1, points: [{ step: 1, t: 0, values: { loss: 0.45 } }] });
-    expect(await service.requestTrial('a4', sweep.id)).toEqual({ kind: 'done', reason: 'metric.target reached' });
+    expect(await request(service, 'a4', sweep.id)).toEqual({ kind: 'done', reason: 'metric.target reached' });
     for (const t of sweep.trials.filter((x) => x.state === 'running')) await service.completeTrial(done(t.agentId, t.id));
     expect(sweep).toMatchObject({ state: 'finished', finishReason: 'metric.target reached' });
   });
@@ -181,7 +193,7 @@ describe('SweepService', () => {
   it('refuses configs with too many parameters', async () => {
     const { service } = setup();
     const params = Array.from({ length: 1001 }, (_, i) => `  p${i}: {value: 1}`).join('\n');
-    await expect(service.createSweep(`method: random\nparameters:\n${params}\n`)).rejects.toThrow(/parameters: 1001 parameters; the limit is 1000/);
+    await expect(service.createSweep(`method: random\nparameters:\n${params}\n`)).rejects.toThrow(/parameters: 1001 top-level parameters/);
   });
 });
 
@@ -193,5 +205,55 @@ describe('classifyEnd', () => {
     expect(classifyEnd({ ...base, startError: 'spawn python3 ENOENT' })).toEqual({ state: 'failed', reason: 'could not start: spawn python3 ENOENT' });
     expect(classifyEnd({ ...base, stoppedReason: 'hyperband', exitCode: null, signal: 'SIGTERM' })).toEqual({ state: 'stopped', reason: 'hyperband' });
     expect(classifyEnd({ ...base, lostReason: 'agent restarted' })).toEqual({ state: 'crashed', reason: 'agent restarted' });
+  });
+});
+
+describe('ownership', () => {
+  const point = (t: number, loss = 1) => ({ step: null, t, values: { loss } });
+
+  it('refuses calls from agents that never registered, or about trials they do not hold, and counts them', async () => {
+    const { service } = setup();
+    const sweep = await service.createSweep(GRID);
+    await expect(service.requestTrial('ghost', sweep.id)).rejects.toThrow("unknown agent 'ghost'");
+    const t1 = await ask(service, 'a1', sweep.id);
+    register(service, { agentId: 'a2', sweepId: sweep.id, hostname: 'h', pid: 2, slots: 1 });
+    await expect(service.completeTrial(done('a2', t1.id, { exitCode: 1 }))).rejects.toThrow(`agent 'a2' does not hold trial '${t1.id}' (agent 'a1' does)`);
+    await expect(service.completeTrial(done('ghost', t1.id))).rejects.toThrow("unknown agent 'ghost'");
+    expect(service.getTrial(t1.id).state).toBe('running');
+  });
+
+  it("admits a metric batch only from the trial's holder, and only for a trial that exists", async () => {
+    const { service } = setup();
+    const sweep = await service.createSweep(GRID);
+    const t1 = await ask(service, 'a1', sweep.id);
+    const batch = { sweepId: sweep.id, trialId: t1.id, seq: 1, points: [point(0)] };
+    expect(service.admitMetrics('a1', batch)).toBeNull();
+    expect(service.admitMetrics('a2', batch)).toBe('not_holder');
+    expect(service.admitMetrics('a1', { ...batch, trialId: `${sweep.id}-99` })).toBe('unknown_trial');
+    expect(service.admitMetrics('a1', { ...batch, sweepId: 'other' })).toBe('unknown_trial');
+  });
+
+  it('holds an ended trial to the points its agent declared, and shows a shortfall until it arrives', async () => {
+    const { service } = setup();
+    const sweep = await service.createSweep(GRID);
+    const t1 = await ask(service, 'a1', sweep.id);
+    expect(service.onMetrics({ sweepId: sweep.id, trialId: t1.id, seq: 1, points: [point(1), point(2)] })).toBeUndefined();
+    await service.completeTrial(done('a1', t1.id, { metricPoints: 5, droppedPoints: 1 }));
+    expect(service.trialView(service.getTrial(t1.id))).toMatchObject({ missingPoints: 2, droppedPoints: 1, points: 2 });
+    // The rest of what it sent (from a spool, say) is taken; anything past it is not.
+    expect(service.onMetrics({ sweepId: sweep.id, trialId: t1.id, seq: 2, points: [point(3), point(4)] })).toBeUndefined();
+    expect(service.onMetrics({ sweepId: sweep.id, trialId: t1.id, seq: 3, points: [point(5, -4321)] })).toBe('after_end');
+    expect(service.trialView(service.getTrial(t1.id))).toMatchObject({ missingPoints: 0, points: 4, bestValue: 1 });
+  });
+
+  it("takes a crashed trial's points captured before it was declared crashed, and none after", async () => {
+    const { service, advance } = setup({ heartbeatTimeoutMs: 1000 });
+    const sweep = await service.createSweep(GRID);
+    const t1 = await ask(service, 'a1', sweep.id);
+    advance(5000);
+    expect(await service.reapLostTrials()).toBe(1);
+    const endedAt = service.getTrial(t1.id).endedAt;
+    expect(service.onMetrics({ sweepId: sweep.id, trialId: t1.id, seq: 1, points: [point(endedAt - 10)] })).toBeUndefined();
+    expect(service.onMetrics({ sweepId: sweep.id, trialId: t1.id, seq: 2, points: [point(endedAt + 10)] })).toBe('after_end');
   });
 });
