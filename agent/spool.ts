@@ -35,9 +35,9 @@
  * the agent's death, not the machine's (which kills the trial anyway). No fsync: at tens of
  * thousands of points a second it would cost more than the rest of the agent.
  */
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Logger } from '../common/log.js';
 import { ThrottledWarner } from '../common/log.js';
 import { metricPointSchema, type MetricPoint } from '../common/metrics-wire.js';
@@ -380,7 +380,7 @@ export class MetricSpool implements MetricJournal {
       mkdirSync(this.dir, { recursive: true, mode: 0o700 });
       this.created = true;
     } catch (err) {
-      this.fail(err);
+      this.fail(explainMkdirError(this.dir, err));
     }
   }
 
@@ -406,6 +406,31 @@ export class MetricSpool implements MetricJournal {
     }
     this.journals.clear();
   }
+}
+
+/**
+ * A recursive mkdir says ENOENT where it meant "cannot create": on a read-only file system, say.
+ * Name the folder that exists and why it cannot be written instead.
+ */
+function explainMkdirError(dir: string, err: unknown): unknown {
+  if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return err;
+  let existing = dir;
+  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  try {
+    accessSync(existing, fsConstants.W_OK);
+  } catch (why) {
+    const code = (why as NodeJS.ErrnoException).code ?? 'EACCES';
+    return new Error(`${code}: cannot create ${dir}: ${existing} is not writable`, { cause: err });
+  }
+  try {
+    // access(2) ignores a read-only mount for root: try for real.
+    const probe = join(existing, `.sweeper-probe-${process.pid}`);
+    mkdirSync(probe);
+    rmdirSync(probe);
+  } catch (why) {
+    return new Error(`${(why as NodeJS.ErrnoException).code ?? 'EACCES'}: cannot create ${dir}: ${existing} is not writable`, { cause: err });
+  }
+  return err;
 }
 
 function pidAlive(pid: number, start?: string): boolean {

@@ -195,3 +195,52 @@ describe('credentials rotated under a running agent', () => {
     }
   }, 150_000);
 });
+
+describe("a trial's zombie", () => {
+  it('an agent frozen past the heartbeat timeout: what it sends after its trial was declared crashed is refused and counted', async () => {
+    const truth = mkdtempSync(join(tmpdir(), 'sweeper-zombie-'));
+    const ctl = await startController({ host: '127.0.0.1', port: 0, natsUrl: nats.url, natsAuthority: authority, heartbeatTimeoutMs: 3000, maxCrashRetries: 0, log });
+    const api = new SweeperClient(ctl.address);
+    try {
+      const config = readFileSync(`${SWEEPS}ground-truth.yaml`, 'utf8').replace('run_cap: 8', 'run_cap: 1').replace('value: 60', 'value: 600');
+      const sweep = await api.createSweep(config, 'ground-truth.yaml');
+      const agent = spawnCli(['agent', sweep.id, '--controller', ctl.address, '--grace', '1'], { cwd: SWEEPS, env: { SWEEPER_TEST_TRUTH: truth } });
+      const done = collect(agent, 120_000);
+      const trialId = `${sweep.id}-1`;
+      const printed = () => {
+        try {
+          return readFileSync(join(truth, `${trialId}.points`), 'utf8').split('\n').filter(Boolean).length;
+        } catch {
+          return 0;
+        }
+      };
+      await until('points stored', async () => ((await api.getTrial(trialId).catch(() => undefined))?.trial.points ?? 0) >= 3 || undefined);
+      process.kill(agent.pid!, 'SIGSTOP');
+      await until('the trial declared crashed', async () => ((await api.getTrial(trialId)).trial.state === 'crashed' ? true : undefined));
+      const stored = (await api.getTrial(trialId)).trial.points;
+      // The program kept printing into the frozen agent's pipe: those lines are read after its end.
+      await until('more printed', () => (printed() >= stored + 5 ? true : undefined));
+      process.kill(agent.pid!, 'SIGCONT');
+      const stats = await until('the zombie points refused', async () => {
+        const s = await api.getStats();
+        return (s.rejected.after_end ?? 0) >= 1 ? s : undefined;
+      });
+      expect(stats.rejected.after_end).toBeGreaterThanOrEqual(1);
+      // The agent learns from its heartbeat that the trial is no longer its own and stops it; a
+      // cancelled sweep then sends it home (the crashed trial is not counted: it would run another).
+      await api.cancelSweep(sweep.id);
+      const a = await done;
+      expect(a.code, a.stderr.slice(-2000)).toBe(0);
+      const t = (await api.getTrial(trialId)).trial;
+      expect(t.state).toBe('crashed');
+      // Nothing captured after the end was stored (a batch read before the freeze may still land).
+      expect(t.points).toBeLessThan(printed());
+      const history = await api.getTrial(trialId);
+      expect(history.metricSteps.length).toBe(t.points);
+    } finally {
+      api.close();
+      await ctl.stop();
+      rmSync(truth, { recursive: true, force: true });
+    }
+  }, 150_000);
+});

@@ -290,29 +290,46 @@ export async function sweepPage(main, sweepId) {
   }
 
   await new Promise((resolve, reject) => {
-    const es = new EventSource(`/api/sweeps/${encodeURIComponent(sweepId)}/events`);
     let first = true;
-    es.addEventListener('snapshot', (e) => {
-      applySnapshot(JSON.parse(/** @type {MessageEvent} */ (e).data));
-      if (first) {
-        first = false;
-        resolve(undefined);
-      }
-      if (sweep.settled) es.close();
-    });
-    es.addEventListener('delta', (e) => {
-      applyDelta(JSON.parse(/** @type {MessageEvent} */ (e).data));
-      // Nothing changes once a sweep is over: let the server forget this page.
-      if (sweep.settled) es.close();
-    });
-    es.addEventListener('error', () => {
-      if (first && es.readyState === EventSource.CLOSED) {
-        // EventSource hides why (an unknown sweep is a 404): ask plainly for the message.
-        getJson(`/api/sweeps/${encodeURIComponent(sweepId)}`).then(() => reject(new Error(`could not open the live stream of sweep ${sweepId}`)), reject);
-        return;
-      }
-      if (es.readyState !== EventSource.CLOSED) replace(live, h('span', { class: 'warn', text: 'reconnecting…' }));
-    });
+    let retryMs = 2000;
+    const open = () => {
+      const es = new EventSource(`/api/sweeps/${encodeURIComponent(sweepId)}/events`);
+      es.addEventListener('snapshot', (e) => {
+        applySnapshot(JSON.parse(/** @type {MessageEvent} */ (e).data));
+        retryMs = 2000;
+        if (first) {
+          first = false;
+          resolve(undefined);
+        }
+        if (sweep.settled) es.close();
+      });
+      es.addEventListener('delta', (e) => {
+        applyDelta(JSON.parse(/** @type {MessageEvent} */ (e).data));
+        // Nothing changes once a sweep is over: let the server forget this page.
+        if (sweep.settled) es.close();
+      });
+      es.addEventListener('error', () => {
+        if (es.readyState !== EventSource.CLOSED) {
+          replace(live, h('span', { class: 'warn', text: 'reconnecting…' }));
+          return;
+        }
+        // The browser gives up on a refused stream. EventSource hides why: ask plainly. An
+        // unknown sweep is a 404 (an error to show); a sweep that exists was refused for now
+        // (the server's cap on live streams, 503): try again later, backing off.
+        getJson(`/api/sweeps/${encodeURIComponent(sweepId)}`).then(
+          () => {
+            replace(live, h('span', { class: 'warn', text: `live updates busy; retrying in ${Math.round(retryMs / 1000)} s` }));
+            setTimeout(open, retryMs);
+            retryMs = Math.min(30_000, retryMs * 2);
+          },
+          (err) => {
+            if (first) reject(err);
+            else replace(live, h('span', { class: 'warn', text: String(err.message ?? err) }));
+          },
+        );
+      });
+    };
+    open();
   });
   // Runtimes of running trials tick without any event.
   setInterval(() => {
