@@ -8,15 +8,14 @@
  * output already buffered is drained for a short while, never waited on indefinitely.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import type { Logger } from '../common/log.js';
 import { silentLogger } from '../common/log.js';
 import type { MetricPoint } from '../common/metrics-wire.js';
 import { type BuiltCommand, removeCommandFiles, writeCommandFiles } from './command.js';
 import { type MetricLine, parseHelperRecord, parseMetricLine } from './metric-lines.js';
 import { OutputTail, type OutputTailOptions } from './output-tail.js';
+import { sourceScript } from '../common/source-script.js';
 
 /** Why a trial was stopped; the well-known ones are listed, any other text is allowed. */
 export type StopReason = 'pruned' | 'shutdown' | 'cancelled' | 'timeout' | (string & {});
@@ -73,13 +72,7 @@ export const METRICS_FD = 3;
 const REAPER_STATUS_FD = 4;
 
 /** agent/reaper.mjs is plain JavaScript read from the source tree, also when running from dist/. */
-const REAPER: string = (() => {
-  for (const rel of ['./reaper.mjs', '../../agent/reaper.mjs']) {
-    const p = fileURLToPath(new URL(rel, import.meta.url));
-    if (existsSync(p)) return p;
-  }
-  throw new Error('cannot find agent/reaper.mjs next to the sweeper sources');
-})();
+const REAPER: string = sourceScript(import.meta.url, 'agent', 'reaper.mjs');
 
 export function startTrial(opts: TrialOptions): TrialProcess {
   return new TrialProcess(opts);

@@ -12,15 +12,15 @@
  * instead of failing on its port; it stops it only when it can prove the process is that server.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants as fsConstants, closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, closeSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { AddressInUseError, MissingDependencyError, SweeperError } from './errors.js';
 import { silentLogger, type Logger } from './log.js';
 import { commandLine, describeProcess, isRunning, readRecord, removeRecord, terminateProcess, writeRecord, type ProcessRecord } from './pid-file.js';
+import { sourceScript } from './source-script.js';
 
 const BINARY = 'nats-server';
 const EXTRA_DIRS = ['/usr/sbin', '/usr/bin', '/usr/local/bin'];
@@ -178,13 +178,7 @@ export const NATS_PID_FILE = 'nats-server.pid';
 const STOP_GRACE_MS = 5000;
 
 /** nats-guardian.mjs is plain JavaScript read from the source tree, also when running from dist/. */
-const GUARDIAN: string = (() => {
-  for (const rel of ['./nats-guardian.mjs', '../../common/nats-guardian.mjs']) {
-    const p = fileURLToPath(new URL(rel, import.meta.url));
-    if (existsSync(p)) return p;
-  }
-  throw new Error('cannot find common/nats-guardian.mjs next to the sweeper sources');
-})();
+const GUARDIAN: string = sourceScript(import.meta.url, 'common', 'nats-guardian.mjs');
 
 export interface NatsServerHandle {
   /** `nats://host:port`, without credentials. */
