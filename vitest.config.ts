@@ -9,5 +9,8 @@ export default defineConfig({
     hookTimeout: 60_000,
     fileParallelism: true,
     maxWorkers: 2,
+    // Every process the suite starts is marked; one still alive at the end fails the run (and is killed).
+    globalSetup: ['tests/global-setup.ts'],
+    setupFiles: ['tests/setup-mark.ts'],
   },
 });

@@ -16,7 +16,7 @@ import { Events, nkeys } from 'nats';
 import { ApiError, SweeperClient, sleep, withRetry, type ClientSecurity } from '../common/api-client.js';
 import type { ApiAssignment, ApiCompleteTrialRequest, ApiRegisterAgentResponse } from '../common/api-types.js';
 import { agentInboxPrefix, controlMessageSchema, controlSubject } from '../common/control-wire.js';
-import { UsageError } from '../common/errors.js';
+import { SweeperError, UsageError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { connectNats } from '../common/nats-connect.js';
 import { formatCreds, parseCreds } from '../common/nats-jwt.js';
@@ -73,6 +73,11 @@ export interface AgentOptions {
    * JetStream has them, and journals left by dead agents of the sweep are published. None: memory only.
    */
   spoolDir?: string;
+  /**
+   * Give up when the controller has not answered for this long (--controller-timeout): stop the
+   * trials as on a shutdown and fail with ControllerUnreachableError. Undefined or 0: retry forever.
+   */
+  controllerTimeoutMs?: number;
   log: Logger;
 }
 
@@ -89,6 +94,9 @@ const ADOPT_INTERVAL_MS = 10_000;
 
 /** The agent stopped itself because its first trials kept failing. */
 export class AgentFlappingError extends UsageError {}
+
+/** The agent stopped itself because the controller stayed unreachable past --controller-timeout. */
+export class ControllerUnreachableError extends SweeperError {}
 
 export interface AgentSummary {
   agentId: string;
@@ -128,6 +136,12 @@ export class Agent {
   private natsJwt = '';
   /** A registration in flight, so that many refusals at once register once. */
   private registering?: Promise<ApiRegisterAgentResponse>;
+  /** Since when calls to the controller have failed with no answer in between (--controller-timeout). */
+  private unreachableSince?: number;
+  private controllerWatch?: NodeJS.Timeout;
+  /** Set and aborted when the controller stayed unreachable past --controller-timeout. */
+  private controllerLost?: ControllerUnreachableError;
+  private readonly controllerGone = new AbortController();
 
   constructor(private readonly opts: AgentOptions) {
     this.agentId = opts.agentId ?? `${osHostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40)}-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -168,14 +182,52 @@ export class Agent {
   }
 
   async run(): Promise<AgentSummary> {
+    this.watchController();
     try {
       const reason = await this.loop();
+      if (this.controllerLost) throw this.controllerLost;
       return { agentId: this.agentId, trialsRun: this.trialsRun, reason };
     } catch (err) {
       if (this.currentState !== 'failed') this.currentState = 'failed';
-      throw err;
+      throw this.controllerLost ?? err;
     } finally {
       await this.close();
+    }
+  }
+
+  /** --controller-timeout: past it without an answer from the controller, stop the trials and fail. */
+  private watchController(): void {
+    const timeoutMs = this.opts.controllerTimeoutMs;
+    if (!timeoutMs) return;
+    this.controllerWatch = setInterval(() => {
+      if (this.unreachableSince === undefined || this.controllerLost) return;
+      const silentMs = Date.now() - this.unreachableSince;
+      if (silentMs < timeoutMs) return;
+      this.controllerLost = new ControllerUnreachableError(
+        `the controller at ${this.opts.controller} has been unreachable for ${Math.round(silentMs / 1000)} s ` +
+          `(--controller-timeout ${timeoutMs / 1000}): stopped this agent's trials and gave up`,
+      );
+      this.log.error(`controller unreachable for ${Math.round(silentMs / 1000)} s (--controller-timeout): stopping trials and exiting`);
+      this.controllerGone.abort(this.controllerLost);
+      if (this.shutdownRequests === 0) this.shutdown('controller unreachable');
+    }, Math.min(1000, timeoutMs));
+    this.controllerWatch.unref();
+  }
+
+  /**
+   * `fn`'s answer from the controller, noting whether it answered (a refusal is an answer) or could
+   * not be reached, and since when.
+   */
+  private async reach<T>(fn: () => Promise<T>): Promise<T> {
+    const started = Date.now();
+    try {
+      const res = await fn();
+      this.unreachableSince = undefined;
+      return res;
+    } catch (err) {
+      if (err instanceof ApiError && err.transient) this.unreachableSince ??= started;
+      else if (err instanceof ApiError) this.unreachableSince = undefined;
+      throw err;
     }
   }
 
@@ -318,7 +370,7 @@ export class Agent {
   private async call<T>(what: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await withRetry(what, fn, this.log, signal);
+        return await withRetry(what, () => this.reach(fn), this.log, signal);
       } catch (err) {
         if (!(err instanceof ApiError && isUnknownAgent(err)) || attempt >= 3) throw err;
         this.log.info('the controller does not know this agent (it restarted?): registering again');
@@ -392,14 +444,16 @@ export class Agent {
     const reg = await withRetry(
       'register agent',
       () =>
-        this.client.registerAgent({
-          agentId: this.agentId,
-          sweepId: this.opts.sweepId,
-          hostname: osHostname(),
-          pid: process.pid,
-          slots: this.slots.length,
-          natsPublicKey: this.natsKey.getPublicKey(),
-        }),
+        this.reach(() =>
+          this.client.registerAgent({
+            agentId: this.agentId,
+            sweepId: this.opts.sweepId,
+            hostname: osHostname(),
+            pid: process.pid,
+            slots: this.slots.length,
+            natsPublicKey: this.natsKey.getPublicKey(),
+          }),
+        ),
       this.log,
       abort,
     );
@@ -511,11 +565,13 @@ export class Agent {
    * what it can instead (the trial then ends failed with the reason), or logs the refusal.
    */
   private async complete(req: ApiCompleteTrialRequest): Promise<void> {
-    const send = (r: ApiCompleteTrialRequest) => this.call(`report trial ${r.trialId}`, () => this.client.completeTrial(r), this.patience.signal);
+    // Past patience, or once the controller is given up on (--controller-timeout), stop retrying.
+    const giveUp = AbortSignal.any([this.patience.signal, this.controllerGone.signal]);
+    const send = (r: ApiCompleteTrialRequest) => this.call(`report trial ${r.trialId}`, () => this.client.completeTrial(r), giveUp);
     try {
       await send(req);
     } catch (err) {
-      if (this.patience.signal.aborted) {
+      if (giveUp.aborted) {
         this.log.warn('trial not reported; the controller will count it crashed', { trial: req.trialId, error: String(err) });
         return;
       }
@@ -562,11 +618,13 @@ export class Agent {
   private startHeartbeats(intervalMs: number): void {
     const beat = async () => {
       try {
-        const res = await this.client.heartbeat({
-          agentId: this.agentId,
-          sweepId: this.opts.sweepId,
-          runningTrialIds: [...this.running.keys()],
-        });
+        const res = await this.reach(() =>
+          this.client.heartbeat({
+            agentId: this.agentId,
+            sweepId: this.opts.sweepId,
+            runningTrialIds: [...this.running.keys()],
+          }),
+        );
         for (const order of res.stop) this.stopTrial(order.trialId, order.reason, order.graceMs);
         // The controller restarted and forgot us: register again (it keeps our trials).
         if (res.unknownAgent) await this.reregister();
@@ -581,6 +639,7 @@ export class Agent {
   private async close(): Promise<void> {
     if (this.currentState === 'running' || this.currentState === 'initialized') this.setState('stopping', 'closing');
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.controllerWatch) clearInterval(this.controllerWatch);
     if (this.gpuTimer) clearInterval(this.gpuTimer);
     if (this.adoptTimer) clearInterval(this.adoptTimer);
     this.controlSub?.unsubscribe();

@@ -2,7 +2,10 @@
 // trial never outlives its agent. An orphaned job that keeps a GPU busy is the costliest failure
 // a sweep can have, and a SIGKILLed agent cannot clean up after itself.
 //
-//   node reaper.mjs GRACE_MS -- PROGRAM [ARGS...]
+//   node reaper.mjs GRACE_MS [--remove DIR]... -- PROGRAM [ARGS...]
+//
+// --remove DIR  the trial's private temp folders (its args file, W&B's parameter file): removed
+//               once the program has exited, so they go also when the agent was SIGKILLed.
 //
 // fd 0   a pipe from the agent that is never written: end-of-file means the agent is gone, and
 //        the whole process group (the program and everything it started) is stopped: SIGTERM,
@@ -17,10 +20,13 @@
 // the program's code, or dies of the program's signal. Plain JavaScript, so it runs from the
 // source tree and from dist/ alike.
 import { spawn } from 'node:child_process';
-import { closeSync, writeSync } from 'node:fs';
+import { closeSync, rmSync, writeSync } from 'node:fs';
 
 const graceMs = Number(process.argv[2]);
-const argv = process.argv.slice(process.argv.indexOf('--') + 1);
+const split = process.argv.indexOf('--');
+const argv = process.argv.slice(split + 1);
+const removeAfter = [];
+for (let i = 3; i < split; i++) if (process.argv[i] === '--remove' && process.argv[i + 1]) removeAfter.push(process.argv[++i]);
 const STATUS_FD = 4;
 // Written synchronously: the process may exit right after.
 const report = (event) => {
@@ -52,6 +58,13 @@ child.once('exit', (code, signal) => {
     closeSync(STATUS_FD);
   } catch {
     // Already closed.
+  }
+  for (const dir of removeAfter) {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // A leftover temp folder is not worth a wrong exit status.
+    }
   }
   if (code !== null) process.exit(code);
   // Die of the same signal, so the agent sees what killed the program.

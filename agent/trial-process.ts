@@ -151,7 +151,8 @@ export class TrialProcess {
     try {
       // The program runs under the reaper (agent/reaper.mjs), which leads the trial's process
       // group and stops the group if this agent dies, so no trial outlives its agent.
-      child = spawn(process.execPath, [REAPER, String(this.opts.orphanGraceMs ?? 10_000), '--', ...command.argv], {
+      const remove = [command.filesDir, command.wandbDir].filter((d): d is string => d !== undefined).flatMap((d) => ['--remove', d]);
+      child = spawn(process.execPath, [REAPER, String(this.opts.orphanGraceMs ?? 10_000), ...remove, '--', ...command.argv], {
         cwd,
         env: { ...command.env, SWEEPER_METRICS_FD: String(METRICS_FD) },
         detached: true,

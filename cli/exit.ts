@@ -4,7 +4,8 @@ import { CommanderError } from 'commander';
 import { ApiError } from '../common/api-client.js';
 import { MissingDependencyError, UsageError } from '../common/errors.js';
 
-export const EXIT = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as const;
+/** 3: `sweeper local` ran the sweep, but no trial finished (every one failed, crashed or was stopped). */
+export const EXIT = { ok: 0, failure: 1, usage: 2, noTrialFinished: 3, interrupted: 130 } as const;
 
 export function exitCodeFor(err: unknown): number {
   if (err instanceof CommanderError) {

@@ -1,13 +1,17 @@
 /**
  * The `sweeper` command line: a thin layer over the library. Each subcommand parses its flags,
  * calls the same functions the package exports, and maps typed errors to exit codes:
- * 0 success, 1 runtime failure, 2 bad input (config, flags, unknown sweep), 130 interrupted.
+ * 0 success, 1 runtime failure, 2 bad input (config, flags, unknown sweep), 3 `local` finished no
+ * trial, 130 interrupted.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { runAgentCommand } from './commands/agent.js';
+import { runBundle } from './commands/bundle.js';
 import { runCreate, runLogs, runLs, runStats, runSweepControl } from './commands/client.js';
 import { runLocal } from './commands/local.js';
 import { runNatsAuth } from './commands/nats-auth.js';
+import { runOpen } from './commands/open.js';
+import { runPythonPath } from './commands/python-path.js';
 import { runServer } from './commands/server.js';
 import { runSuggest } from './commands/suggest.js';
 import { runValidate } from './commands/validate.js';
@@ -52,7 +56,7 @@ export function buildProgram(): Command {
 
   program
     .command('local')
-    .description('run a whole sweep on this machine: NATS, controller and agents, with a live leaderboard')
+    .description('run a whole sweep on this machine: NATS, controller and agents, with a live leaderboard; exit 3 when no trial finished')
     .argument('<file>', 'sweep config (YAML or JSON)')
     .option('--agents <n>', 'number of local agents', positiveInt, 2)
     .option('--json', 'print one JSON document with the result at the end instead of the live table')
@@ -62,11 +66,30 @@ export function buildProgram(): Command {
     .action(async (file: string, o) => runLocal(file, o));
 
   program
+    .command('open')
+    .description("serve a finished 'sweeper local' data folder again (no agents): dashboard, watch, ls and logs, until Ctrl-C")
+    .argument('<dir>', "the data folder 'sweeper local' printed")
+    .option('--port <port>', 'gRPC port (0: any free port)', port, 0)
+    .option('--dashboard-port <port>', 'dashboard port (0: any free port)', port, 0)
+    .action(async (dir: string, o) => runOpen(dir, o));
+
+  program
+    .command('bundle')
+    .description('pack node, nats-server and Sweeper into a folder for hosts without Node.js or internet (GPU hosts with only Python)')
+    .option('--out <dir>', 'folder to write node.xz, nats-server.xz, app.tar.xz and unpack.py to', '.gpu-bundle')
+    .action(async (o) => runBundle(o));
+
+  program
     .command('nats-auth')
     .description("create Sweeper's NATS operator keys for an external nats-server (per-agent least-privilege identities) and print how to use them")
     .option('--data <dir>', 'data folder the controller will run with', '.sweeper/server')
     .option('--rotate', 'replace the signing and controller keys: credentials issued so far stop working, data stays')
     .action(async (o) => runNatsAuth(o));
+
+  program
+    .command('python-path')
+    .description("print the folder holding Sweeper's Python modules, for PYTHONPATH=$(sweeper python-path) python script.py")
+    .action(() => runPythonPath());
 
   program
     .command('validate')
@@ -117,6 +140,7 @@ export function buildProgram(): Command {
       .addOption(new Option('--nats <url>', 'NATS URL (default: the one the controller advertises)').env('SWEEPER_NATS_URL'))
       .addOption(new Option('--agent-id <id>', 'stable agent id (default: host-pid-random)').env('SWEEPER_AGENT_ID'))
       .option('--grace <seconds>', 'seconds between SIGTERM and SIGKILL when a trial is stopped', positiveInt, 10)
+      .addOption(new Option('--controller-timeout <seconds>', 'give up (stop the trials, exit 1) when the controller has been unreachable this long (default: retry forever)').env('SWEEPER_CONTROLLER_TIMEOUT').argParser(positiveNumber))
       .option('--max-initial-failures <n>', 'stop when this many trials in a row fail in the first minute (0: never)', nonNegativeInt, 5)
       .option('--gpus <spec>', 'run one trial per GPU at once: all, a count N, or indices such as 0,2,5 (honours CUDA_VISIBLE_DEVICES)')
       .option('--per-gpu <k>', 'trials per GPU at once (with --gpus)', positiveInt, 1)

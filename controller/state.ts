@@ -31,6 +31,14 @@ export function isSweepOver(state: SweepState): boolean {
   return state === 'finished' || state === 'stopped' || state === 'cancelled';
 }
 
+/**
+ * Whether a trial in this state may be ranked among the best: not when it failed or crashed,
+ * whatever it logged before (the leaderboard, the sweep's best value, `sweeper local`).
+ */
+export function isRankable(state: string): boolean {
+  return state !== 'failed' && state !== 'crashed';
+}
+
 export const TERMINAL_TRIAL_STATES: ReadonlySet<TrialState> = new Set(['finished', 'failed', 'crashed', 'stopped']);
 
 /**

@@ -24,7 +24,7 @@ import type { EventLog } from './event-log.js';
 import { countRefusals, logRefusals } from './event-log.js';
 import { MetricStore } from './metric-store.js';
 import type { ControllerEvent, ControllerState, SweepRecord, SweepState, TrialRecord } from './state.js';
-import { applyEvent, emptyState, EVENT_LIMITS, isSweepOver, isTerminal, rebuildState } from './state.js';
+import { applyEvent, emptyState, EVENT_LIMITS, isRankable, isSweepOver, isTerminal, rebuildState } from './state.js';
 import { createStrategy } from './strategies/index.js';
 import { createStopMonitor, type StopMonitor } from './stopping/index.js';
 import type { Strategy, TrialObservation, TrialState } from './strategies/types.js';
@@ -621,21 +621,23 @@ export class SweepService {
     return t;
   }
 
-  /** Trials best first: those with a value by value per the goal, then the rest by number. */
+  /**
+   * Trials best first: those that may rank (not failed or crashed) with a value by value per the
+   * goal, then the rest by number. Only the first get a rank.
+   */
   leaderboard(sweep: SweepRecord): TrialView[] {
     const metric = sweep.config.metric;
     const views = sweep.trials.map((t) => this.trialView(t, sweep));
     const sign = metric?.goal === 'maximize' ? -1 : 1;
+    const ranked = (v: TrialView) => v.bestValue !== null && isRankable(v.state);
     views.sort((a, b) => {
-      if (a.bestValue !== null && b.bestValue !== null) {
-        return sign * (a.bestValue - b.bestValue) || a.number - b.number;
-      }
-      if (a.bestValue !== null) return -1;
-      if (b.bestValue !== null) return 1;
+      if (ranked(a) && ranked(b)) return sign * (a.bestValue! - b.bestValue!) || a.number - b.number;
+      if (ranked(a)) return -1;
+      if (ranked(b)) return 1;
       return a.number - b.number;
     });
     let rank = 0;
-    for (const v of views) v.rank = v.bestValue !== null ? ++rank : 0;
+    for (const v of views) v.rank = ranked(v) ? ++rank : 0;
     return views;
   }
 
@@ -674,7 +676,7 @@ export class SweepService {
   sweepView(sweep: SweepRecord, board: TrialView[] = this.leaderboard(sweep)): SweepView {
     const counts: Record<string, number> = {};
     for (const t of sweep.trials) counts[t.state] = (counts[t.state] ?? 0) + 1;
-    const best = board.find((v) => v.bestValue !== null);
+    const best = board.find((v) => v.rank > 0);
     const cutoff = this.now() - Math.max(30_000, this.heartbeatIntervalMs * 3);
     let activeAgents = 0;
     for (const a of this.agents.values()) if (a.sweepId === sweep.id && a.lastSeen >= cutoff) activeAgents++;

@@ -2,7 +2,7 @@
  * Report metrics to a Sweeper agent from a Node program; the counterpart of the Python
  * `sweeper` package, writing the same records.
  *
- *   import { log, params } from 'sweeper/agent/helpers/log.js';
+ *   import { log, params } from 'sweeper-hpo/log';
  *   log({ loss: 0.25, acc: 0.9 }, 3);
  *
  * Under an agent each call writes one JSON line to the fd named by SWEEPER_METRICS_FD, with a

@@ -11,6 +11,8 @@ export interface AgentCommandOptions extends ClientOptions {
   nats?: string;
   agentId?: string;
   grace: number;
+  /** Seconds without an answer from the controller before the agent gives up; undefined: never. */
+  controllerTimeout?: number;
   maxInitialFailures: number;
   gpus?: string;
   perGpu: number;
@@ -49,6 +51,7 @@ export async function runAgentCommand(sweepId: string, o: AgentCommandOptions): 
     agentId: o.agentId,
     cwd: process.cwd(),
     graceMs: o.grace * 1000,
+    controllerTimeoutMs: o.controllerTimeout !== undefined ? o.controllerTimeout * 1000 : undefined,
     maxInitialFailures: o.maxInitialFailures,
     spoolDir: o.spool ? resolve(o.spoolDir) : undefined,
     log,

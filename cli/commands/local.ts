@@ -2,27 +2,28 @@
  * `sweeper local FILE`: the whole system on one machine. Starts nats-server (installing Debian's
  * package if it is missing and we may), the controller in this process and N agents as child
  * processes in the config file's folder, shows the live leaderboard until the sweep is over,
- * then prints the best trials and where the data lives.
+ * then prints the best trials, where the data lives and the `sweeper open DIR` that serves it
+ * again. Exits 3 (EXIT.noTrialFinished) when no trial finished.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../../common/log.js';
-import { ensureNatsServer, startNatsServer } from '../../common/nats-server.js';
-import type { NatsServerHandle } from '../../common/nats-server.js';
+import { ensureNatsServer } from '../../common/nats-server.js';
 import type { ParamValue } from '../../common/values.js';
 import { parseTypedJson, stringifyTyped } from '../../common/values.js';
 import { readConfigText } from '../../controller/config/load.js';
 import { parseConfigText } from '../../controller/config/parse.js';
 import type { ControllerHandle } from '../../controller/controller.js';
-import { NatsAuthority } from '../../controller/nats-auth.js';
 import { startController } from '../../controller/controller.js';
 import { toApiSweep, toApiTrial } from '../../controller/grpc-server.js';
 import type { SweepRecord } from '../../controller/state.js';
+import type { TrialView } from '../../controller/sweep-service.js';
+import { EXIT } from '../exit.js';
 import { onShutdownSignals } from '../signals.js';
-import { renderLeaderboard, renderSummary } from '../table.js';
+import { isRankable, renderLeaderboard, renderSummary } from '../table.js';
+import { apiTokenFor, reopenCommand, startDataFolderNats, type DataFolderNats } from './open.js';
 import { LiveScreen, useColor } from './watch.js';
 
 export interface LocalOptions {
@@ -57,26 +58,26 @@ export async function runLocal(file: string, o: LocalOptions): Promise<void> {
 
   // Installing nats-server is worth telling the user about: that logger writes to stderr.
   await ensureNatsServer({ install: true, log: createLogger('setup') });
-  let nats: NatsServerHandle | undefined;
+  let nats: DataFolderNats | undefined;
   let controller: ControllerHandle | undefined;
   const agents: ChildProcess[] = [];
   try {
     // Locked down even on loopback: other users of this machine get neither NATS nor the API.
     // Agents get a NATS identity of their own when they register and the API token in their environment.
-    const natsAuthority = NatsAuthority.loadOrCreate(join(dataDir, 'nats-auth'));
-    const apiToken = randomBytes(18).toString('base64url');
-    nats = await startNatsServer({
-      storeDir: join(dataDir, 'nats'),
-      host: '127.0.0.1',
-      port: -1,
-      operatorConfig: natsAuthority.serverConfig(),
-      log: log.child('nats-server'),
-    });
+    // The embedded server is `sweeper server`'s: the data folder is locked (one owner at a time,
+    // so `sweeper open` of it waits until this is over) and the server recorded in its pid file.
+    // The NATS keys and the API token stay in the data folder for `sweeper open DIR`.
+    nats = await startDataFolderNats(
+      dataDir,
+      log.child('nats'),
+      () => `stop it first, or give this run another --data (leave --data out for a new folder)`,
+    );
+    const apiToken = apiTokenFor(dataDir);
     controller = await startController({
       host: '127.0.0.1',
       port: 0,
       natsUrl: nats.url,
-      natsAuthority,
+      natsAuthority: nats.authority,
       token: apiToken,
       dashboard: { host: '127.0.0.1', port: 0 },
       log: log.child('controller'),
@@ -126,17 +127,28 @@ export async function runLocal(file: string, o: LocalOptions): Promise<void> {
         for (const a of agents) if (a.exitCode === null) a.kill('SIGKILL');
       }
     });
+    let natsFailure: unknown;
+    const natsFailed = nats.failed.catch((err: unknown) => {
+      natsFailure = err;
+    });
     try {
-      await followSweep(controller, sweep, agents, screen);
+      await Promise.race([followSweep(controller, sweep, agents, screen), natsFailed]);
     } finally {
       release();
     }
     // Agents exit on their own once the sweep is over; give them a moment, then make sure.
     await Promise.all(agents.map((a) => waitExit(a, 15_000)));
 
+    if (natsFailure) throw natsFailure;
+
     const board = service.leaderboard(sweep);
     const detail = { sweep: toApiSweep(service.sweepView(sweep, board)), trials: board.map(toApiTrial) };
+    const finished = board.filter((t) => t.state === 'finished').length;
+    const reopen = reopenCommand(dataDir);
     if (o.json) {
+      // Only trials that ran to the end (or were stopped on purpose) rank; failed ones follow, unranked.
+      const ranked = board.filter((t) => isRankable(t.state) && t.bestValue !== null);
+      const rest = board.filter((t) => !ranked.includes(t));
       const doc: ParamValue = {
         sweep: {
           id: sweep.id,
@@ -145,31 +157,49 @@ export async function runLocal(file: string, o: LocalOptions): Promise<void> {
           metric: sweep.config.metric ? { name: sweep.config.metric.name, goal: sweep.config.metric.goal } : null,
           finish_reason: sweep.finishReason,
           data_dir: dataDir,
+          finished_trials: finished,
+          reopen_command: reopen,
         },
-        trials: board.map((t) => ({
-          id: t.id,
-          state: t.state,
-          params: parseTypedJson(t.paramsJson),
-          value: t.bestValue,
-          ...(t.reason ? { reason: t.reason } : {}),
-        })),
+        best: ranked.length ? jsonTrial(ranked[0], 1) : null,
+        trials: [...ranked.map((t, i) => jsonTrial(t, i + 1)), ...rest.map((t) => jsonTrial(t, null))],
       };
       process.stdout.write(stringifyTyped(doc, 2) + '\n');
+      say(`reopen the results with: ${reopen}`);
     } else {
       process.stdout.write('\n' + renderSummary(detail, { width: process.stdout.columns || 120, color: useColor(process.stdout) }) + '\n');
       process.stdout.write(`\nData: ${dataDir} (NATS store, logs: sweeper.log, agent-N.log)\n`);
+      process.stdout.write(`Reopen it (dashboard, sweeper watch/logs) with: ${reopen}\n`);
     }
-    if (interrupted) process.exitCode = 130;
-    else if (agents.some((a) => a.exitCode !== 0)) {
-      say(`an agent exited with an error; see ${dataDir}/agent-*.log`);
-      process.exitCode = 1;
-    }
+    const agentFailed = agents.some((a) => a.exitCode !== 0);
+    if (agentFailed && !interrupted) say(`an agent exited with an error; see ${dataDir}/agent-*.log`);
+    if (interrupted) process.exitCode = EXIT.interrupted;
+    else if (finished === 0) {
+      const failed = board.filter((t) => t.state !== 'finished');
+      const example = failed.find((t) => t.state === 'failed') ?? failed[0];
+      say(
+        `no trial finished (${board.length} trial${board.length === 1 ? '' : 's'}, none ran to the end)` +
+          (example ? `; see why with '${reopen}', then 'sweeper logs ${example.id}'` : ''),
+      );
+      process.exitCode = EXIT.noTrialFinished;
+    } else if (agentFailed) process.exitCode = EXIT.failure;
   } finally {
     for (const a of agents) if (a.exitCode === null && a.signalCode === null) a.kill('SIGKILL');
     await controller?.stop();
     await nats?.stop();
     logStream.end();
   }
+}
+
+/** One trial of the `--json` document; `rank` is null for a trial that did not run to the end. */
+function jsonTrial(t: TrialView, rank: number | null): ParamValue {
+  return {
+    id: t.id,
+    state: t.state,
+    rank,
+    params: parseTypedJson(t.paramsJson),
+    value: t.bestValue,
+    ...(t.reason ? { reason: t.reason } : {}),
+  };
 }
 
 /** Draw the leaderboard as it changes until the sweep settles or every agent has exited. */

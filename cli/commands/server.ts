@@ -157,7 +157,7 @@ export class EmbeddedNatsError extends SweeperError {}
  * guardian died too, the next start stops it (see common/nats-server.ts); without both, a
  * `kill -9` left nats-server holding the port and every restart failed.
  */
-async function startEmbeddedNats(o: ServerOptions, log: Logger): Promise<EmbeddedNats> {
+export async function startEmbeddedNats(o: ServerOptions, log: Logger): Promise<EmbeddedNats> {
   const dataDir = resolve(o.data);
   mkdirSync(dataDir, { recursive: true });
   const lock = lockDataFolder(dataDir, 'sweeper server');

@@ -15,7 +15,7 @@
  */
 import type { Logger } from '../../common/log.js';
 import type { SweepRecord, TrialRecord } from '../state.js';
-import { isTerminal } from '../state.js';
+import { isRankable, isTerminal } from '../state.js';
 import type { SweepService } from '../sweep-service.js';
 import type { ColumnSet, DashTrialRow, SweepDelta } from './views.js';
 import { columnsFor, dashSweep, trialRow } from './views.js';
@@ -155,8 +155,18 @@ export class SweepFeed {
     return trialRow(this.service.trialView(t, this.sweep), t, this.columns);
   }
 
-  /** A trial's best only ever improves, so the sweep's best is a running best over changed rows. */
+  /**
+   * A trial's best only ever improves, so the sweep's best is a running best over changed rows;
+   * only when the best trial fails or crashes (it then ranks nowhere) is it looked for again.
+   */
   private noteBest(row: DashTrialRow): void {
+    if (!isRankable(row.state)) {
+      if (row.id === this.best.trialId) {
+        this.best = { value: null, trialId: '' };
+        for (const t of this.sweep.trials) if (t.id !== row.id) this.noteBest(this.row(t));
+      }
+      return;
+    }
     if (row.value === null) return;
     const max = this.sweep.config.metric?.goal === 'maximize';
     const b = this.best.value;

@@ -10,6 +10,7 @@ import type { ParamValue } from '../../common/values.js';
 import { Float, pyStr } from '../../common/values.js';
 import type { ParamSpecs } from '../config/types.js';
 import type { SweepRecord, TrialRecord } from '../state.js';
+import { isRankable } from '../state.js';
 import type { SweepService, TrialView } from '../sweep-service.js';
 
 export interface DashSweep {
@@ -299,7 +300,7 @@ export function sweepSnapshot(service: SweepService, sweep: SweepRecord, now: nu
   const board = service.leaderboard(sweep);
   const columns = columnsFor(sweep);
   const byId = new Map(sweep.trials.map((t) => [t.id, t]));
-  const first = board.find((v) => v.bestValue !== null);
+  const first = board.find((v) => v.rank > 0);
   return {
     now,
     sweep: dashSweep(service, sweep, { value: first?.bestValue ?? null, trialId: first?.id ?? '' }),
@@ -345,13 +346,15 @@ export function trialDetail(service: SweepService, trial: TrialRecord, now: numb
   const max = metric?.goal === 'maximize';
   const better = (a: number, an: number, b: number, bn: number) => (max ? a > b : a < b) || (a === b && an < bn);
   let best: { value: number | null; trialId: string; number: number } = { value: null, trialId: '', number: 0 };
-  let rank = view.bestValue === null ? 0 : 1;
+  const ranked = view.bestValue !== null && isRankable(trial.state);
+  let rank = ranked ? 1 : 0;
   if (metric) {
     for (const t of sweep.trials) {
+      if (!isRankable(t.state)) continue;
       const v = service.metrics.best(t.id, metric.name, metric.goal);
       if (v === null) continue;
       if (best.value === null || better(v, t.number, best.value, best.number)) best = { value: v, trialId: t.id, number: t.number };
-      if (view.bestValue !== null && t.id !== trial.id && better(v, t.number, view.bestValue, trial.number)) rank++;
+      if (ranked && t.id !== trial.id && better(v, t.number, view.bestValue!, trial.number)) rank++;
     }
   }
   const finite = (n: number) => (Number.isFinite(n) ? n : null);

@@ -1,7 +1,7 @@
 /**
  * W&B's parameter distributions as inverse CDFs. Random search draws `ppf(param, u)` with u
  * uniform on [0, 1), exactly as W&B's `HyperParameter.sample` does, so the same u gives the value
- * W&B would give, with the same int/float typing (see /work/shared/conformance/params.json).
+ * W&B would give, with the same int/float typing (see tests/fixtures/conformance/params.json).
  *
  * The discrete families follow scipy's formulas step by step, quirks included: at u = 0 a
  * categorical gives its last value and an int_uniform gives min − 1, and a categorical with

@@ -143,7 +143,7 @@ describe('the dashboard during a real sweep', () => {
     });
     await controller.service.stopSweep(sweep.id);
     await until('the sweep to settle', () => controller.service.isSettled(sweep));
-    await page.waitForFunction(() => (globalThis as any).document.getElementById('live')?.textContent === 'sweep over', null, { timeout: 20_000 });
+    await page.waitForFunction(() => (globalThis as any).document.getElementById('live')?.textContent === 'sweep over', null, { timeout: 45_000 });
     const ids = await visibleIds(page);
     expect(ids.sort()).toEqual(sweep.trials.map((t) => t.id).sort());
     const stopped = sweep.trials.filter((t) => t.state === 'stopped').map((t) => t.id);
@@ -161,7 +161,7 @@ describe('the dashboard during a real sweep', () => {
         return series.length === 1 && series[0].getAttribute('data-trial') === id && series[0].getAttribute('data-state') === 'stopped';
       },
       stopped[0],
-      { timeout: 10_000 },
+      { timeout: 45_000 },
     );
     expect(await page.locator('#curves .u-legend .u-series[data-trial]').count()).toBe(1);
     expect(await page.locator(`#curves .u-legend .u-series[data-trial="${stopped[0]}"]`).textContent()).toContain('(stopped)');
@@ -186,7 +186,15 @@ describe('the dashboard during a real sweep', () => {
     expect(up).toEqual([...up].sort((a, b) => a - b));
     await page.click(`#leaderboard th[data-key="${xKey}"] button`);
     expect(await page.getAttribute(`#leaderboard th[data-key="${xKey}"]`, 'aria-sort')).toBe('descending');
-    await sleep(100);
+    // The rows are redrawn on the next frame: wait until they are.
+    await page.waitForFunction(
+      (col) => {
+        const v = [...(globalThis as any).document.querySelectorAll(`tbody tr.row td:nth-child(${col})`)].map((td: any) => Number(td.textContent));
+        return v.length > 1 && v.every((x, i) => i === 0 || v[i - 1] >= x);
+      },
+      xColumn,
+      { timeout: 45_000 },
+    );
     const down = await xValues();
     expect(down).toEqual([...up].reverse());
     // The metric column sorts best first on its first click.
@@ -210,7 +218,16 @@ describe('the dashboard during a real sweep', () => {
     const brushes = JSON.parse((await canvas.getAttribute('data-brushes'))!) as Array<{ name: string; from: number; to: number }>;
     expect(brushes).toHaveLength(1);
     expect(brushes[0].name).toBe('x');
-    await sleep(100);
+    // The filtered rows are drawn on the next frame: wait until as many rows show as match.
+    await page.waitForFunction(
+      () => {
+        const doc = (globalThis as any).document;
+        const m = /^(\d+) of \d+ trials match the filters$/.exec(doc.querySelector('#board-count')?.textContent ?? '');
+        return m !== null && doc.querySelectorAll('tbody tr.row').length === Number(m[1]);
+      },
+      undefined,
+      { timeout: 45_000 },
+    );
     const kept = await visibleIds(page);
     const xOf = new Map(sweep.trials.map((t) => [t.id, Number(t.params.x)]));
     const valued = sweep.trials.filter((t) => controller.service.metrics.best(t.id, 'loss', 'minimize') !== null);

@@ -199,7 +199,9 @@ describe('credentials rotated under a running agent', () => {
 describe("a trial's zombie", () => {
   it('an agent frozen past the heartbeat timeout: what it sends after its trial was declared crashed is refused and counted', async () => {
     const truth = mkdtempSync(join(tmpdir(), 'sweeper-zombie-'));
-    const ctl = await startController({ host: '127.0.0.1', port: 0, natsUrl: nats.url, natsAuthority: authority, heartbeatTimeoutMs: 3000, maxCrashRetries: 0, log });
+    // The agent is frozen until this timeout expires; 10 s is still far more than a live agent on
+    // a loaded machine could go without a heartbeat before the freeze.
+    const ctl = await startController({ host: '127.0.0.1', port: 0, natsUrl: nats.url, natsAuthority: authority, heartbeatTimeoutMs: 10_000, maxCrashRetries: 0, log });
     const api = new SweeperClient(ctl.address);
     try {
       const config = readFileSync(`${SWEEPS}ground-truth.yaml`, 'utf8').replace('run_cap: 8', 'run_cap: 1').replace('value: 60', 'value: 600');

@@ -218,27 +218,29 @@ describe('metric publisher → JetStream → ingest', () => {
       for (const id of trials) for (let k = 0; k < 25; k++) pub.add(id, point(step + k));
       step += 25;
     };
-
-    for (let r = 0; r < 20; r++) {
+    const sent = () => pub.stats().batches + pub.stats().resends;
+    /** A round, then wait until the publisher has sent something since it began. */
+    const addRoundAndSend = async () => {
+      const before = sent();
       addRound();
-      await sleep(5);
-    }
-    // Frozen first, so the full batches sent now are certainly unacknowledged when it dies.
+      await waitFor('the publisher to send', () => sent() > before);
+    };
+
+    for (let r = 0; r < 20; r++) await addRoundAndSend();
+    await waitFor('acknowledgements before the freeze', () => pub.stats().acked > 0);
+    // Frozen first, so the batches sent now are certainly unacknowledged when it dies.
     process.kill(server.pid, 'SIGSTOP');
-    for (let r = 0; r < 4; r++) addRound();
-    await sleep(50);
+    for (let r = 0; r < 4; r++) await addRoundAndSend();
     server.kill();
     await server.exited;
+    // Points added while NATS is away wait in the buffer.
     for (let r = 0; r < 20; r++) {
       addRound();
-      await sleep(10);
+      await new Promise((r) => setImmediate(r));
     }
     expect(pub.stats().buffered).toBeGreaterThan(0);
     await server.restart();
-    for (let r = 0; r < 20; r++) {
-      addRound();
-      await sleep(5);
-    }
+    for (let r = 0; r < 20; r++) await addRoundAndSend();
 
     await Promise.all(trials.map((id) => pub.flushTrial(id)));
     const total = trials.length * step;

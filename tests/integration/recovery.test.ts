@@ -10,7 +10,7 @@ import { createLogger } from '../../common/log.js';
 import type { NatsServerHandle } from '../../common/nats-server.js';
 import type { ControllerHandle } from '../../controller/controller.js';
 import { startController } from '../../controller/controller.js';
-import { collect, spawnCli } from '../fixtures/cli.js';
+import { collect, liveOutput, spawnCli } from '../fixtures/cli.js';
 import { startTestNats } from '../fixtures/nats.js';
 import { freePort } from '../../common/net.js';
 
@@ -42,10 +42,11 @@ describe('controller restart', () => {
       expect(before.trials).toHaveLength(2);
       await controller.stop();
 
-      // An agent started while the controller is down keeps retrying.
+      // An agent started while the controller is down keeps retrying: it says so, and waits.
       const agent = spawnCli(['agent', sweep.id, '--controller', `127.0.0.1:${port}`], { cwd: SWEEPS });
+      const output = liveOutput(agent);
       const done = collect(agent);
-      await new Promise((r) => setTimeout(r, 1500));
+      await output.waitFor(/controller unreachable, retrying/);
       expect(agent.exitCode).toBeNull();
 
       controller = await start(port);

@@ -1,6 +1,7 @@
 /**
  * Refused calls against a real controller: hostile and junk configs come back INVALID_ARGUMENT,
- * quickly, naming what is wrong (never INTERNAL, never a stalled controller); an unknown sweep is
+ * naming the limit they hit or what is wrong (never INTERNAL, never a stalled controller: a limit
+ * stops the parse before the work grows, and the controller answers the next call); an unknown sweep is
  * NOT_FOUND; GetStats counts each refusal by its reason; the CLI exits 2 on a config error.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -48,14 +49,13 @@ afterAll(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-/** The refusal of a call that must fail, with how long it took. */
-async function refusal(call: Promise<unknown>): Promise<{ code: string; details: string; ms: number }> {
-  const started = Date.now();
+/** The refusal of a call that must fail. */
+async function refusal(call: Promise<unknown>): Promise<{ code: string; details: string }> {
   try {
     await call;
   } catch (err) {
     if (!(err instanceof ApiError)) throw err;
-    return { code: grpc.status[err.code], details: err.details, ms: Date.now() - started };
+    return { code: grpc.status[err.code], details: err.details };
   }
   throw new Error('the call succeeded');
 }
@@ -72,10 +72,11 @@ describe('refused calls', () => {
     ['a megabyte of list items', '- 1\n'.repeat(250_000), 'too large: more than 100000 YAML tokens (keys, values, indicators); a sweep config needs far fewer'],
   ];
 
-  it.each(junk)('%s: INVALID_ARGUMENT, quickly', async (_name, text, details) => {
+  it.each(junk)('%s: INVALID_ARGUMENT, naming the limit or the problem', async (_name, text, details) => {
     const r = await refusal(client.createSweep(text));
     expect({ code: r.code, details: r.details }).toEqual({ code: 'INVALID_ARGUMENT', details });
-    expect(r.ms).toBeLessThan(3000);
+    // Not stalled: it answers the next call.
+    expect(Array.isArray(await client.listSweeps())).toBe(true);
   });
 
   it('a 100,000-character value: INVALID_ARGUMENT naming its path', async () => {
@@ -83,7 +84,7 @@ describe('refused calls', () => {
     expect({ code: r.code, details: r.details }).toEqual({ code: 'INVALID_ARGUMENT', details: LONG_VALUE_ERROR });
   });
 
-  it('many long problems: the first 50, each cut at 1000 characters, arrive whole and quickly', async () => {
+  it('many long problems: the first 50, each cut at 1000 characters, arrive whole', async () => {
     const name = (i: number) => `bad name ${i}${'z'.repeat(2000)}`;
     const parameters = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [name(i), { value: 1 }]));
     const r = await refusal(client.createSweep(JSON.stringify({ method: 'grid', parameters })));
@@ -95,7 +96,6 @@ describe('refused calls', () => {
     expect(r.code).toBe('INVALID_ARGUMENT');
     expect(r.details.split('\n')).toEqual([...Array.from({ length: 50 }, (_, i) => line(i)), '(and 150 more problems)']);
     expect(r.details.length).toBe(50 * 1001 + 23);
-    expect(r.ms).toBeLessThan(3000);
   });
 
   it('GetSweep of an unknown sweep: NOT_FOUND', async () => {

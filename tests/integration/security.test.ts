@@ -17,6 +17,7 @@ import { startController } from '../../controller/controller.js';
 import { collect, runCli, spawnCli } from '../fixtures/cli.js';
 import type { TestNats } from '../fixtures/nats.js';
 import { startTestNats } from '../fixtures/nats.js';
+import { until } from '../fixtures/wait.js';
 
 const SWEEPS = new URL('../fixtures/sweeps/', import.meta.url).pathname;
 const tmp = mkdtempSync(join(tmpdir(), 'sweeper-sec-'));
@@ -143,11 +144,10 @@ describe('what reaches the program and the controller', () => {
     nc.publish('sweeper.metrics.abc.abc-1', new TextEncoder().encode(JSON.stringify({ sweepId: 'abc', trialId: 'abc-1', seq: -4, points: 'x' })));
     await nc.flush();
     // JetStream stores core publishes on the stream's subjects: the ingest sees both.
-    let stats = await client.getStats();
-    for (let i = 0; i < 50 && ((stats.rejected.bad_json ?? 0) < 1 || (stats.rejected.schema ?? 0) < 1); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      stats = await client.getStats();
-    }
+    const stats = await until('the ingest to count both', async () => {
+      const s = await client.getStats();
+      return (s.rejected.bad_json ?? 0) >= 1 && (s.rejected.schema ?? 0) >= 1 ? s : undefined;
+    });
     await nc.close();
     expect(stats.rejected.invalid_request).toBeGreaterThanOrEqual(1);
     expect(stats.rejected.bad_json).toBeGreaterThanOrEqual(1);

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SweeperClient } from '../../common/api-client.js';
 import { parseTypedJson } from '../../common/values.js';
 import type { ControllerHandle } from '../../controller/controller.js';
-import { collect, runCli, spawnCli } from '../fixtures/cli.js';
+import { collect, liveOutput, runCli, spawnCli } from '../fixtures/cli.js';
 import { SWEEPS, startStack, waitSettled, type TestStack } from '../fixtures/stack.js';
 import { until } from '../fixtures/wait.js';
 
@@ -30,8 +30,8 @@ async function createSweep(file: string): Promise<string> {
   return (await client.createSweep(text, file)).id;
 }
 
-function agent(sweepId: string, extra: string[] = []) {
-  return spawnCli(['agent', sweepId, '--controller', controller.address, ...extra], { cwd: SWEEPS });
+function agent(sweepId: string, extra: string[] = [], env?: NodeJS.ProcessEnv) {
+  return spawnCli(['agent', sweepId, '--controller', controller.address, ...extra], { cwd: SWEEPS, env });
 }
 
 const settled = (sweepId: string, timeoutMs?: number) => waitSettled(client, sweepId, timeoutMs);
@@ -218,8 +218,12 @@ describe('sweep lifecycle', () => {
   it('pause hands out no new trials until resume', async () => {
     const id = await createSweep('grid.yaml');
     expect((await runCli(['pause', id, '--controller', controller.address])).stdout).toContain('is paused');
-    const a = collect(agent(id));
-    await new Promise((r) => setTimeout(r, 1500));
+    // At debug level the agent logs each request the controller answers with "retry later".
+    const child = agent(id, [], { SWEEPER_LOG_LEVEL: 'debug' });
+    const output = liveOutput(child);
+    const a = collect(child);
+    // The agent asked for a trial and was told to wait: the paused sweep handed out nothing.
+    await output.waitFor(/no trial for now/);
     expect((await client.getSweep(id)).trials).toHaveLength(0);
     expect((await runCli(['resume', id, '--controller', controller.address])).stdout).toContain('is running');
     expect((await a).code).toBe(0);

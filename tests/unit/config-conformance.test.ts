@@ -1,5 +1,5 @@
 /**
- * W&B's own answers (shared/conformance, computed with wandb/sweeps) for inference, defaults
+ * W&B's own answers (tests/fixtures/conformance, computed with wandb/sweeps) for inference, defaults
  * and config errors. The files are read with a typed JSON parse: `1.0` must stay a float.
  */
 import { readFileSync } from 'node:fs';
@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { parseTypedJson, stringifyTyped, type ParamValue } from '../../common/values.js';
 import { ConfigError, inferDistribution, parseConfig, type ParamSpec } from '../../controller/config/index.js';
 
-const dir = new URL('../../../shared/conformance/', import.meta.url);
+const dir = new URL('../fixtures/conformance/', import.meta.url);
 const load = <T>(name: string) => parseTypedJson(readFileSync(new URL(name, dir), 'utf8')) as unknown as T[];
 
 interface ParamCase {

@@ -32,7 +32,7 @@ interface ParamsCase {
 
 // Plain JSON.parse would turn 5.0 into the int 5; the typed parser keeps it a float.
 const cases = parseTypedJson(
-  readFileSync(new URL('../../../shared/conformance/params.json', import.meta.url), 'utf8'),
+  readFileSync(new URL('../fixtures/conformance/params.json', import.meta.url), 'utf8'),
 ) as unknown as ParamsCase[];
 
 /** Python's type name for a value, as params.json writes it. */

@@ -24,7 +24,7 @@ interface GridCase {
 }
 
 const cases = parseTypedJson(
-  readFileSync(new URL('../../../shared/conformance/grid.json', import.meta.url), 'utf8'),
+  readFileSync(new URL('../fixtures/conformance/grid.json', import.meta.url), 'utf8'),
 ) as unknown as GridCase[];
 
 /** W&B's run states onto Sweeper's: W&B's `killed` is a stopped trial. */

@@ -1,5 +1,5 @@
 /**
- * Hyperband against W&B's own answers (shared/conformance/hyperband.json, computed with
+ * Hyperband against W&B's own answers (tests/fixtures/conformance/hyperband.json, computed with
  * wandb/sweeps), then exact cases for what the file does not pin down: incremental decisions
  * as values arrive, and the reasons recorded.
  *
@@ -34,7 +34,7 @@ interface Case {
   expected_error?: string;
 }
 
-const file = new URL('../../../shared/conformance/hyperband.json', import.meta.url);
+const file = new URL('../fixtures/conformance/hyperband.json', import.meta.url);
 const cases = parseTypedJson(readFileSync(file, 'utf8')) as unknown as Case[];
 
 function historyValue(v: unknown): number | null {

@@ -56,14 +56,19 @@ def log(values, step=None):
 
     fd = os.environ.get("SWEEPER_METRICS_FD")
     if fd:
-        record = {"step": step, "values": {k: _json_number(v) for k, v in row.items()}}
-        line = json.dumps(record, allow_nan=False) + "\n"
-        _write_all(int(fd), line.encode("utf-8"))
+        _send_record(int(fd), step, row)
     else:
         parts = ["%s=%r" % (k, v) for k, v in row.items()]
         if step is not None:
             parts.append("step=%d" % step)
         print(" ".join(parts), flush=True)
+
+
+def _send_record(fd, step, row):
+    """One metrics-fd record; also used by Sweeper's wandb module and its bridge to a real wandb."""
+    record = {"step": step, "values": {k: _json_number(v) for k, v in row.items()}}
+    line = json.dumps(record, allow_nan=False) + "\n"
+    _write_all(fd, line.encode("utf-8"))
 
 
 def _number(name, value):
