@@ -297,7 +297,9 @@ export class Agent {
     const byOwner = new Map<string, RecoveredTrial[]>();
     for (const r of orphans) {
       const owner = r.owner?.agentId ?? this.agentId;
-      byOwner.set(owner, [...(byOwner.get(owner) ?? []), r]);
+      const list = byOwner.get(owner);
+      if (list) list.push(r);
+      else byOwner.set(owner, [r]);
     }
     for (const [owner, trials] of byOwner) {
       if (owner === this.agentId) {

@@ -9,7 +9,6 @@
  */
 import type { ApiSweepDetail, ApiTrial } from '../common/api-types.js';
 import { Float, type ParamValue, parseTypedJson, pyStr } from '../common/values.js';
-import { isRankable } from '../controller/state.js';
 
 export interface LeaderboardOptions {
   /** Terminal columns; no line is longer. */
@@ -463,19 +462,12 @@ function progressText(detail: ApiSweepDetail): string {
   return `${sweep.trialCount}/${sweep.trialLimit} ${plural(sweep.trialLimit)} [${bar}]`;
 }
 
-/** The controller's ranks renumbered without failed and crashed trials, which rank nowhere. */
-function displayRanks(trials: ApiTrial[]): Map<string, number> {
-  const ranked = trials.filter((t) => t.rank > 0 && isRankable(t.state)).sort((a, b) => a.rank - b.rank);
-  return new Map(ranked.map((t, i) => [t.id, i + 1]));
-}
-
 /** The table's lines and the names of the parameter columns that did not fit. */
 function table(detail: ApiSweepDetail, rows: TrialView[], width: number, now: number): { lines: Line[]; dropped: string[] } {
   const trials = rows.map((r) => r.trial);
   const stateStyle = (row: number) => STATE_STYLE[trials[row].state];
-  const ranks = displayRanks(detail.trials);
   const fixed = (trialCells: string[]) => [
-    column('#', trials.map((t) => String(ranks.get(t.id) ?? '')), 'right'),
+    column('#', trials.map((t) => (t.rank > 0 ? String(t.rank) : '')), 'right'),
     column('trial', trialCells, 'right'),
     column('state', trials.map(stateCell), 'left', { styleOf: stateStyle }),
     column('best', trials.map((t) => optValue(t.bestValue)), 'right'),
@@ -554,7 +546,6 @@ function fitParams(fixed: Column[], params: Column[], width: number): { shown: C
 // ---------------------------------------------------------------------------------------------
 // Summary
 
-export { isRankable };
 
 /**
  * What `sweeper local` prints when the sweep is over: the best trials with their parameters in
@@ -577,7 +568,8 @@ export function renderSummary(detail: ApiSweepDetail, opts: SummaryOptions): str
 
   // A failed or crashed trial's value is not a result: it is listed below as failed, never as best.
   const valued = detail.trials.filter((t) => t.bestValue !== undefined);
-  const ranked = valued.filter((t) => t.rank > 0 && isRankable(t.state)).sort((a, b) => a.rank - b.rank);
+  // The controller ranks only trials that may rank (SweepService.leaderboard).
+  const ranked = valued.filter((t) => t.rank > 0).sort((a, b) => a.rank - b.rank);
   if (!sweep.metricName) lines.push([{ text: 'no metric configured, so no trial ranks above another' }]);
   else if (ranked.length === 0) {
     const metric = printable(sweep.metricName);

@@ -265,3 +265,41 @@ export function parseTypedJson(text: string): ParamValue {
 export function sameValue(a: ParamValue, b: ParamValue): boolean {
   return stringifyTyped(a) === stringifyTyped(b);
 }
+
+/**
+ * Python's `json.dumps` with its defaults: `", "` and `": "` separators, non-ASCII escaped,
+ * floats as `repr` writes them and non-finite floats as NaN/Infinity. Programs that compare or
+ * hash `${args_json}` see exactly what wandb would have given them.
+ */
+export function pyJsonDumps(v: ParamValue): string {
+  if (v === null) return 'null';
+  if (v === true) return 'true';
+  if (v === false) return 'false';
+  if (typeof v === 'string') return pyJsonString(v);
+  if (v instanceof Float || typeof v === 'number') {
+    const n = typeof v === 'number' ? v : v.value;
+    if (Number.isNaN(n)) return 'NaN';
+    if (!Number.isFinite(n)) return n > 0 ? 'Infinity' : '-Infinity';
+    return isFloatValue(v) ? pyFloatRepr(n) : String(n);
+  }
+  if (Array.isArray(v)) return `[${v.map(pyJsonDumps).join(', ')}]`;
+  return `{${Object.entries(v)
+    .map(([k, e]) => `${pyJsonString(k)}: ${pyJsonDumps(e)}`)
+    .join(', ')}}`;
+}
+
+const SHORT_ESCAPES: Record<string, string> = { '"': '\\"', '\\': '\\\\', '\b': '\\b', '\f': '\\f', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+function pyJsonString(s: string): string {
+  let out = '"';
+  // Indexing by UTF-16 unit writes astral characters as surrogate pairs, as Python does.
+  for (let i = 0; i < s.length; i++) {
+    const ch = s[i];
+    const code = s.charCodeAt(i);
+    const short = SHORT_ESCAPES[ch];
+    if (short) out += short;
+    else if (code < 0x20 || code > 0x7e) out += `\\u${code.toString(16).padStart(4, '0')}`;
+    else out += ch;
+  }
+  return out + '"';
+}

@@ -5,7 +5,7 @@
  */
 import type { NatsConnection } from 'nats';
 import { JSONCodec } from 'nats';
-import { agentInboxPrefix, controlSubject } from '../common/control-wire.js';
+import { controlSubject } from '../common/control-wire.js';
 import type { ControlMessage } from '../common/control-wire.js';
 import type { Logger } from '../common/log.js';
 import { connectNats } from '../common/nats-connect.js';
@@ -112,10 +112,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     log: log.child('grpc'),
     natsUrlForAgents: opts.natsUrlForAgents ?? opts.natsUrl,
     natsCredentials: { user: opts.natsUser, pass: opts.natsPass, token: opts.natsToken },
-    natsAuthority: opts.natsAuthority && {
-      agentJwt: (key, sweepId, agentId) => opts.natsAuthority!.agentJwt(key, sweepId, agentId),
-      inboxPrefix: agentInboxPrefix,
-    },
+    natsAuthority: opts.natsAuthority,
   });
   // Liveness is the controller's job: trials of silent agents become crashed. Checked often
   // enough that a crash is noticed within a fraction of the timeout.

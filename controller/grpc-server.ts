@@ -12,6 +12,8 @@ import { healthServiceDef, sweeperServiceDef } from '../common/proto.js';
 import { ConfigError } from './config/errors.js';
 import type { SweepService, SweepView, TrialView } from './sweep-service.js';
 import { SweepStateError } from './sweep-service.js';
+import { agentInboxPrefix } from '../common/control-wire.js';
+import type { NatsAuthority } from './nats-auth.js';
 
 export interface GrpcServerOptions {
   service: SweepService;
@@ -34,7 +36,7 @@ export interface GrpcServerOptions {
    * auth: no least privilege, said in the log at start).
    */
   natsCredentials?: { user?: string; pass?: string; token?: string };
-  natsAuthority?: { agentJwt(agentPublicKey: string, sweepId: string, agentId: string): string; inboxPrefix(agentId: string): string };
+  natsAuthority?: Pick<NatsAuthority, 'agentJwt'>;
 }
 
 export interface GrpcServerHandle {
@@ -114,7 +116,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
         natsToken: shared?.token ?? '',
         heartbeatTimeoutMs: service.heartbeatTimeoutMs,
         natsJwt,
-        natsInboxPrefix: authority ? authority.inboxPrefix(req.agentId) : '',
+        natsInboxPrefix: authority ? agentInboxPrefix(req.agentId) : '',
       };
     }),
     Heartbeat: unary('Heartbeat', (req: { agentId: string; sweepId: string; runningTrialIds: string[] }) => service.heartbeat(req)),

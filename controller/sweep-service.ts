@@ -15,6 +15,7 @@ import type { Logger } from '../common/log.js';
 import { silentLogger } from '../common/log.js';
 import type { MetricBatch } from '../common/metrics-wire.js';
 import type { MetricRefusal } from './ingest.js';
+import { DEFAULT_COMMAND } from '../common/command-template.js';
 import { stringifyTyped } from '../common/values.js';
 import { ConfigError } from './config/errors.js';
 import { parseConfigText } from './config/parse.js';
@@ -81,7 +82,7 @@ export interface SweepView {
 }
 
 export type TrialRequestOutcome =
-  | { kind: 'trial'; trial: TrialRecord; command: string[]; program: string }
+  | { kind: 'trial'; trial: TrialRecord; command: readonly string[]; program: string }
   | { kind: 'retry'; afterMs: number }
   | { kind: 'done'; reason: string };
 
@@ -137,7 +138,6 @@ interface AgentInfo {
   lastSeen: number;
 }
 
-const DEFAULT_COMMAND = ['${env}', '${interpreter}', '${program}', '${args}'];
 const TARGET_REASON = 'metric.target reached';
 /**
  * Once every trial is handed out, one idle agent per sweep (the standby) is told to wait while

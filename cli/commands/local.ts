@@ -22,7 +22,7 @@ import type { SweepRecord } from '../../controller/state.js';
 import type { TrialView } from '../../controller/sweep-service.js';
 import { EXIT } from '../exit.js';
 import { onShutdownSignals } from '../signals.js';
-import { isRankable, renderLeaderboard, renderSummary } from '../table.js';
+import { renderLeaderboard, renderSummary } from '../table.js';
 import { apiTokenFor, reopenCommand, startDataFolderNats, type DataFolderNats } from './open.js';
 import { LiveScreen, useColor } from './watch.js';
 
@@ -147,7 +147,7 @@ export async function runLocal(file: string, o: LocalOptions): Promise<void> {
     const reopen = reopenCommand(dataDir);
     if (o.json) {
       // Only trials that ran to the end (or were stopped on purpose) rank; failed ones follow, unranked.
-      const ranked = board.filter((t) => isRankable(t.state) && t.bestValue !== null);
+      const ranked = board.filter((t) => t.rank > 0);
       const rest = board.filter((t) => !ranked.includes(t));
       const doc: ParamValue = {
         sweep: {

@@ -12,9 +12,9 @@
  * cannot be known here and is counted as nothing beyond what the config itself says.
  * `${args_json_file}` puts the parameters in a file, not in argv, so only its path counts.
  */
-import { DEFAULT_COMMAND, pyJsonDumps } from '../../agent/command.js';
+import { DEFAULT_COMMAND } from '../../common/command-template.js';
 import { MAX_ARGV_ENTRIES, MAX_ARGV_ENTRY_CHARS } from '../../common/limits.js';
-import { pyRepr, pyStr, type ParamValue } from '../../common/values.js';
+import { pyJsonDumps, pyRepr, pyStr, type ParamValue } from '../../common/values.js';
 import type { ConfigIssue, LeafParam, ParamSpec, ParamSpecs, SweepConfig } from './types.js';
 
 /**

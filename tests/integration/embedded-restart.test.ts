@@ -11,10 +11,11 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SweeperClient } from '../../common/api-client.js';
 import type { ApiSweepDetail } from '../../common/api-types.js';
-import { NATS_PID_FILE, type NatsPidRecord } from '../../common/nats-server.js';
+import { NATS_PID_FILE } from '../../common/nats-server.js';
 import { freePort } from '../../common/net.js';
-import { commandLine, describeProcess, isRunning, type ProcessRecord } from '../../common/pid-file.js';
+import { commandLine, describeProcess, isRunning } from '../../common/pid-file.js';
 import { collect, spawnCli, type CliResult } from '../fixtures/cli.js';
+import { TrackedProcesses } from '../fixtures/tracked.js';
 import { until } from '../fixtures/wait.js';
 
 const SWEEPS = new URL('../fixtures/sweeps/', import.meta.url).pathname;
@@ -23,8 +24,7 @@ const truthDir = join(work, 'truth');
 mkdirSync(truthDir);
 
 /** Every process the tests started, for afterAll: our children, and what the pid files named. */
-const children: ChildProcess[] = [];
-const records: ProcessRecord[] = [];
+const tracked = new TrackedProcesses();
 
 interface Server {
   child: ChildProcess;
@@ -36,7 +36,7 @@ interface Server {
 
 function startServer(args: string[]): Server {
   const child = spawnCli(['server', ...args]);
-  children.push(child);
+  tracked.child(child);
   let log = '';
   const ready = new Promise<string>((resolve, reject) => {
     child.stderr!.on('data', (d: Buffer) => {
@@ -55,17 +55,8 @@ function startAgent(sweepId: string, address: string): Promise<CliResult> {
     cwd: SWEEPS,
     env: { SWEEPER_TEST_TRUTH: truthDir },
   });
-  children.push(child);
+  tracked.child(child);
   return collect(child, 600_000);
-}
-
-/** The embedded server's record, remembered (with its guardian's) for afterAll. */
-function natsRecord(data: string): NatsPidRecord {
-  const rec = JSON.parse(readFileSync(join(data, 'nats', NATS_PID_FILE), 'utf8')) as NatsPidRecord;
-  records.push(rec);
-  const guardian = rec.guardian === undefined ? null : describeProcess(rec.guardian);
-  if (guardian) records.push(guardian);
-  return rec;
 }
 
 /** Resolves once the controller has ingested at least `n` points (GetStats), with the count. */
@@ -110,9 +101,7 @@ function liveTrials(): number[] {
 const byNumber = (a: number, b: number) => a - b;
 
 afterAll(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  // Only while the record still names the process: a pid reused since is someone else's.
-  for (const rec of records) if (isRunning(rec)) process.kill(rec.pid, 'SIGKILL');
+  tracked.killAll();
   for (const pid of liveTrials()) process.kill(pid, 'SIGKILL');
   rmSync(work, { recursive: true, force: true });
 });
@@ -131,19 +120,19 @@ describe('sweeper server with its embedded nats-server, SIGKILLed mid-sweep', ()
 
       // 1. The controller alone: its guardian stops its nats-server.
       const before = await pointsIngested(client, 20);
-      let rec = natsRecord(data);
+      let rec = tracked.natsRecord(data);
       server.child.kill('SIGKILL');
       await server.done;
       server = startServer(cmd);
       expect(await server.ready).toBe(address);
       expect(isRunning(rec), `nats-server ${rec.pid} of the killed controller is still running`).toBe(false);
-      expect(natsRecord(data).pid).not.toBe(rec.pid);
+      expect(tracked.natsRecord(data).pid).not.toBe(rec.pid);
 
       // 2. The controller and the guardian, as `kill -9` of its process group or the OOM killer
       // would: the nats-server is orphaned, holding the port, and only the pid file names it.
       await pointsIngested(client, before + 40);
       expect((await client.getSweep(sweep.id)).sweep.state, 'the sweep ended before the second kill').toBe('running');
-      rec = natsRecord(data);
+      rec = tracked.natsRecord(data);
       // Stopped first, so the controller cannot see its guardian die and act on it.
       process.kill(server.child.pid!, 'SIGSTOP');
       process.kill(rec.guardian!, 'SIGKILL');
@@ -154,7 +143,7 @@ describe('sweeper server with its embedded nats-server, SIGKILLed mid-sweep', ()
       expect(await server.ready).toBe(address);
       expect(server.log()).toContain('stopping the nats-server an earlier run left behind');
       expect(isRunning(rec), `stale nats-server ${rec.pid} is still running`).toBe(false);
-      expect(natsRecord(data).pid).not.toBe(rec.pid);
+      expect(tracked.natsRecord(data).pid).not.toBe(rec.pid);
       // The keys that signed the agents' identities are still the server's.
       expect(readFileSync(join(data, 'nats-auth', 'signing.nk'), 'utf8')).toBe(keys);
 
@@ -183,7 +172,7 @@ describe('sweeper server with its embedded nats-server, SIGKILLed mid-sweep', ()
     }
 
     // A graceful stop takes its nats-server with it and leaves no lock behind.
-    const last = natsRecord(data);
+    const last = tracked.natsRecord(data);
     server.child.kill('SIGTERM');
     expect((await server.done).code).toBe(0);
     expect(isRunning(last)).toBe(false);
@@ -196,9 +185,9 @@ describe('sweeper server with its embedded nats-server, SIGKILLed mid-sweep', ()
     const data = join(work, 'data-lock');
     const first = startServer(['--data', data, '--port', String(await freePort()), '--nats-port', String(await freePort()), '--no-dashboard']);
     await first.ready;
-    const rec = natsRecord(data);
+    const rec = tracked.natsRecord(data);
     const other = spawnCli(['server', '--data', data, '--port', String(await freePort()), '--nats-port', String(await freePort()), '--no-dashboard']);
-    children.push(other);
+    tracked.child(other);
     const second = await collect(other);
     expect(second.code).toBe(2);
     expect(second.stderr).toContain(`in use by another sweeper server (pid ${first.child.pid})`);

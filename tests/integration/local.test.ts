@@ -11,38 +11,25 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { NATS_PID_FILE, type NatsPidRecord } from '../../common/nats-server.js';
-import { describeProcess, isRunning, type ProcessRecord } from '../../common/pid-file.js';
+import { NATS_PID_FILE } from '../../common/nats-server.js';
+import { isRunning } from '../../common/pid-file.js';
 import { collect, runCli, spawnCli, type CliResult } from '../fixtures/cli.js';
+import { TrackedProcesses } from '../fixtures/tracked.js';
 import { until } from '../fixtures/wait.js';
 
 const SWEEPS = new URL('../fixtures/sweeps/', import.meta.url).pathname;
 const work = mkdtempSync(join(tmpdir(), 'sweeper-local-'));
 
 /** Every process the tests started, for afterAll: our children, and what the pid files named. */
-const children: ChildProcess[] = [];
-const records: ProcessRecord[] = [];
+const tracked = new TrackedProcesses();
 
 afterAll(() => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  // Only while the record still names the process: a pid reused since is someone else's.
-  for (const rec of records) if (isRunning(rec)) process.kill(rec.pid, 'SIGKILL');
+  tracked.killAll();
   rmSync(work, { recursive: true, force: true });
 });
 
 function spawnTracked(args: string[], opts: { cwd?: string } = {}): ChildProcess {
-  const child = spawnCli(args, opts);
-  children.push(child);
-  return child;
-}
-
-/** The embedded nats-server's record in a data folder (remembered, with its guardian's, for afterAll). */
-function natsRecord(data: string): NatsPidRecord {
-  const rec = JSON.parse(readFileSync(join(data, 'nats', NATS_PID_FILE), 'utf8')) as NatsPidRecord;
-  records.push(rec);
-  const guardian = rec.guardian === undefined ? null : describeProcess(rec.guardian);
-  if (guardian) records.push(guardian);
-  return rec;
+  return tracked.child(spawnCli(args, opts));
 }
 
 /** A program that logs a value and then fails, so a failed trial does have a value to rank. */
@@ -162,7 +149,7 @@ describe('sweeper open', () => {
     const token = readFileSync(join(data, 'api-token'), 'utf8').trim();
     const o = await open(data);
     expect(o.token).toBe(token);
-    const nats = natsRecord(data);
+    const nats = tracked.natsRecord(data);
     expect(isRunning(nats)).toBe(true);
     const env = { SWEEPER_CONTROLLER: o.controller, SWEEPER_TOKEN: o.token };
 
@@ -205,7 +192,7 @@ describe('sweeper open', () => {
     const r = await o.done;
     expect(r.code, r.stderr).toBe(0);
     expect(isRunning(nats)).toBe(false);
-    for (const rec of records.slice(-2)) expect(isRunning(rec)).toBe(false);
+    for (const rec of tracked.remembered().slice(-2)) expect(isRunning(rec)).toBe(false);
     expect(existsSync(join(data, 'nats', NATS_PID_FILE))).toBe(false);
     expect(existsSync(join(data, 'controller.lock'))).toBe(false);
   });
@@ -234,7 +221,7 @@ describe('sweeper open', () => {
     const local = spawnTracked(['local', join(HOLD_DIR, 'sweep.yaml'), '--agents', '1', '--json', '--data', data]);
     const done = collect(local, 120_000);
     await until('the held trial to start', () => (existsSync(join(HOLD_DIR, 'started')) ? true : undefined));
-    const nats = natsRecord(data);
+    const nats = tracked.natsRecord(data);
 
     const refused = await runCli(['open', data]);
     expect(refused.code).toBe(2);

@@ -7,11 +7,10 @@ import {
   CommandError,
   PYTHON_HELPERS_DIR,
   buildCommand,
-  pyJsonDumps,
   removeCommandFiles,
   writeCommandFiles,
 } from '../../agent/command.js';
-import { Float, type Params, parseTypedJson } from '../../common/values.js';
+import { Float, type Params, parseTypedJson, pyJsonDumps } from '../../common/values.js';
 
 let cwd: string;
 let binDir: string;
