@@ -22,9 +22,9 @@ import { accessSync, constants as fsConstants, existsSync, mkdirSync, rmSync, st
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SweeperError } from '../common/errors.js';
+import { SweeperError } from '../domain/errors.js';
 import { DEFAULT_COMMAND } from '../common/command-template.js';
-import { type ParamValue, type Params, pyJsonDumps, pyStr, stringifyTyped } from '../common/values.js';
+import { type ParamValue, type Params, pyJsonDumps, pyStr, stringifyTyped } from '../domain/values.js';
 import { pyYamlDump } from './pyyaml.js';
 
 

@@ -5,7 +5,7 @@
  * otherwise `nvidia-smi` is looked up on PATH. A host without it has no GPUs.
  */
 import { execFile } from 'node:child_process';
-import { UsageError } from '../common/errors.js';
+import { UsageError } from '../domain/errors.js';
 
 export interface Gpu {
   /** Physical index, as nvidia-smi numbers it (what CUDA_VISIBLE_DEVICES takes). */

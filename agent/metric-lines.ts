@@ -7,7 +7,7 @@
  * line that is entirely `name=value` tokens is a candidate at all.
  */
 import { METRIC_LIMITS } from '../common/metrics-wire.js';
-import { type ParamValue, Float, parseTypedJson } from '../common/values.js';
+import { type ParamValue, Float, parseTypedJson } from '../domain/values.js';
 
 export type MetricLine =
   | { kind: 'metrics'; step: number | null; values: Record<string, number>; invalid: Record<string, string> }

@@ -3,7 +3,7 @@
  * (`config-<run>.yaml`, see `wandbConfigYaml` in command.ts) is written with it, and scripts
  * that read that file themselves must see what `wandb agent` would have written.
  */
-import { type ParamValue, Float, isFloatValue, pyFloatRepr } from '../common/values.js';
+import { type ParamValue, Float, isFloatValue, pyFloatRepr } from '../domain/values.js';
 
 /**
  * PyYAML's block-style emitter (yaml/emitter.py, yaml/representer.py SafeRepresenter) for the

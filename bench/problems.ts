@@ -3,7 +3,7 @@
  * (formulas and optima as in the virtual library of simulation experiments, sfu.ca/~ssurjano)
  * and a held-out mixed-space problem shaped like tuning a network.
  */
-import type { Params } from '../common/values.js';
+import type { Params } from '../domain/values.js';
 
 export interface Problem {
   name: string;

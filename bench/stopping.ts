@@ -29,7 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { SweeperClient } from '../common/api-client.js';
 import { createLogger, silentLogger } from '../common/log.js';
 import { ensureNatsServer, startNatsServer } from '../common/nats-server.js';
-import type { EarlyTerminateSpec } from '../controller/config/types.js';
+import type { EarlyTerminateSpec } from '../domain/sweep-config.js';
 import { startController } from '../controller/controller.js';
 import { createStoppingRule, stopRuns, type RunForStopping } from '../controller/stopping/index.js';
 import { curves, STEPS, TRIALS, type Curve } from './learning-curves.js';

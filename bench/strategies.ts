@@ -13,9 +13,9 @@
  * --no-latency, --latency-sizes 50,100.
  */
 import { performance } from 'node:perf_hooks';
-import type { Params } from '../common/values.js';
+import type { Params } from '../domain/values.js';
 import { parseConfig } from '../controller/config/parse.js';
-import type { SweepConfig } from '../controller/config/types.js';
+import type { SweepConfig } from '../domain/sweep-config.js';
 import { createStrategy } from '../controller/strategies/index.js';
 import { SearchSpace } from '../controller/strategies/space.js';
 import type { TrialObservation } from '../controller/strategies/types.js';

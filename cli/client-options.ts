@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import { DEFAULT_CONTROLLER, SweeperClient, type ClientSecurity } from '../common/api-client.js';
-import { UsageError } from '../common/errors.js';
+import { UsageError } from '../domain/errors.js';
 
 export interface ClientOptions {
   controller: string;

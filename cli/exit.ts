@@ -2,7 +2,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { CommanderError } from 'commander';
 import { ApiError } from '../common/api-client.js';
-import { MissingDependencyError, UsageError } from '../common/errors.js';
+import { MissingDependencyError, UsageError } from '../domain/errors.js';
 
 /** 3: `sweeper local` ran the sweep, but no trial finished (every one failed, crashed or was stopped). */
 export const EXIT = { ok: 0, failure: 1, usage: 2, noTrialFinished: 3, interrupted: 130 } as const;

@@ -8,7 +8,7 @@
  * values would misalign the columns.
  */
 import type { ApiSweepDetail, ApiTrial } from '../common/api-types.js';
-import { Float, type ParamValue, parseTypedJson, pyStr } from '../common/values.js';
+import { Float, type ParamValue, parseTypedJson, pyStr } from '../domain/values.js';
 
 export interface LeaderboardOptions {
   /** Terminal columns; no line is longer. */

@@ -13,7 +13,7 @@ import type {
   ApiSweepDetail,
   ApiTrialDetail,
 } from './api-types.js';
-import { SweeperError } from './errors.js';
+import { SweeperError } from '../domain/errors.js';
 import type { Logger } from './log.js';
 import { sweeperClientCtor } from './proto.js';
 

@@ -17,7 +17,7 @@ import { open, readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { AddressInUseError, MissingDependencyError, SweeperError } from './errors.js';
+import { AddressInUseError, MissingDependencyError, SweeperError } from '../domain/errors.js';
 import { silentLogger, type Logger } from './log.js';
 import { commandLine, describeProcess, isRunning, readRecord, removeRecord, terminateProcess, writeRecord, type ProcessRecord } from './pid-file.js';
 import { sourceScript } from './source-script.js';

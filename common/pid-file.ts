@@ -10,7 +10,7 @@
  */
 import { linkSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { SweeperError, UsageError } from './errors.js';
+import { SweeperError, UsageError } from '../domain/errors.js';
 
 /** One process for the life of the machine. */
 export interface ProcessRecord {

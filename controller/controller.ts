@@ -11,12 +11,12 @@ import type { Logger } from '../common/log.js';
 import { connectNats } from '../common/nats-connect.js';
 import type { DashboardHandle, DashboardLimits } from './dashboard/server.js';
 import { startDashboard } from './dashboard/server.js';
-import { JetStreamEventLog } from './event-log.js';
+import { JetStreamEventLog } from './sweeps/event-log.js';
 import type { GrpcServerHandle } from './grpc-server.js';
 import { startGrpcServer } from './grpc-server.js';
-import { MetricIngest } from './ingest.js';
+import { MetricIngest } from './sweeps/ingest.js';
 import type { NatsAuthority } from './nats-auth.js';
-import { SweepService } from './sweep-service.js';
+import { SweepService } from './sweeps/sweep-service.js';
 
 export interface ControllerOptions {
   host: string;

@@ -5,13 +5,13 @@
 import { timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { ApiSweep, ApiSweepDetail, ApiTrial, ApiTrialDetail } from '../common/api-types.js';
-import { AddressInUseError, isAddressInUse, NotFoundError, NotHolderError, WrongSweepError, SweeperError, UsageError } from '../common/errors.js';
+import { AddressInUseError, isAddressInUse, NotFoundError, NotHolderError, WrongSweepError, SweeperError, UsageError } from '../domain/errors.js';
 import { MAX_ARGV_ENTRIES, MAX_ARGV_ENTRY_CHARS } from '../common/limits.js';
 import type { Logger } from '../common/log.js';
 import { healthServiceDef, sweeperServiceDef } from '../common/proto.js';
 import { ConfigError } from './config/errors.js';
-import type { SweepService, SweepView, TrialView } from './sweep-service.js';
-import { SweepStateError } from './sweep-service.js';
+import type { SweepService, SweepView, TrialView } from './sweeps/sweep-service.js';
+import { SweepStateError } from './sweeps/sweep-service.js';
 import { agentInboxPrefix } from '../common/control-wire.js';
 import type { NatsAuthority } from './nats-auth.js';
 

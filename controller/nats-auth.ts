@@ -24,7 +24,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { nkeys } from 'nats';
 import { agentInboxPrefix, controlSubject } from '../common/control-wire.js';
-import { SweeperError } from '../common/errors.js';
+import { SweeperError } from '../domain/errors.js';
 import { agentMetricsWildcard } from '../common/metrics-wire.js';
 import { accountJwt, operatorJwt, userJwt, type UserPermissions } from '../common/nats-jwt.js';
 

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const SOURCES = ['index.ts', 'common', 'controller', 'agent', 'cli', 'bench'];
+const SOURCES = ['index.ts', 'domain', 'common', 'controller', 'agent', 'cli', 'bench'];
 /** Written after a build that succeeded: tsc emits even when it reports errors, so dist's own age proves nothing. */
 const STAMP = path.join(root, 'dist', '.bootstrap-stamp');
 

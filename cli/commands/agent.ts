@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { Agent } from '../../agent/agent.js';
 import { buildSlots, discoverGpus, selectGpus, type Slot } from '../../agent/gpus.js';
-import { UsageError } from '../../common/errors.js';
+import { UsageError } from '../../domain/errors.js';
 import { createLogger } from '../../common/log.js';
 import { clientSecurity, type ClientOptions } from '../client-options.js';
 import { onShutdownSignals } from '../signals.js';

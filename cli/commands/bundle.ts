@@ -16,7 +16,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFi
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MissingDependencyError, SweeperError, UsageError } from '../../common/errors.js';
+import { MissingDependencyError, SweeperError, UsageError } from '../../domain/errors.js';
 import { ensureNatsServer } from '../../common/nats-server.js';
 
 /** The package's root: this file runs as dist/cli/commands/bundle.js. */

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { UsageError } from '../../common/errors.js';
+import { UsageError } from '../../domain/errors.js';
 import { NatsAuthority } from '../../controller/nats-auth.js';
 
 /** Where a data folder keeps Sweeper's NATS operator keys. */

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { UsageError } from '../../common/errors.js';
+import { UsageError } from '../../domain/errors.js';
 import { createLogger, type Logger } from '../../common/log.js';
 import { commandLine, DataFolderLockedError } from '../../common/pid-file.js';
 import { startController, type ControllerHandle } from '../../controller/controller.js';

@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { AddressInUseError, SweeperError, UsageError } from '../../common/errors.js';
+import { AddressInUseError, SweeperError, UsageError } from '../../domain/errors.js';
 import { createLogger, type Logger } from '../../common/log.js';
 import type { NatsServerHandle } from '../../common/nats-server.js';
 import { ensureNatsServer, startNatsServer } from '../../common/nats-server.js';

@@ -16,11 +16,11 @@
  * with `ask` trials when the line carries an "ask" count (0 for none). End of input ends it.
  */
 import { createInterface } from 'node:readline';
-import { UsageError } from '../../common/errors.js';
-import { parseTypedJson, stringifyTyped, type ParamValue } from '../../common/values.js';
-import { createOptimizer, type Optimizer, type TellResult } from '../../controller/ask-tell.js';
+import { UsageError } from '../../domain/errors.js';
+import { parseTypedJson, stringifyTyped, type ParamValue } from '../../domain/values.js';
+import { createOptimizer, type Optimizer, type TellResult } from '../../controller/optimizer/ask-tell.js';
 import { parseConfigFile } from '../../controller/config/parse.js';
-import { isPlainObject } from '../../controller/strategies/flatten.js';
+import { isPlainObject } from '../../domain/params.js';
 
 export interface SuggestOptions {
   config: string;

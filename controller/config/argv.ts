@@ -14,8 +14,8 @@
  */
 import { DEFAULT_COMMAND } from '../../common/command-template.js';
 import { MAX_ARGV_ENTRIES, MAX_ARGV_ENTRY_CHARS } from '../../common/limits.js';
-import { pyJsonDumps, pyRepr, pyStr, type ParamValue } from '../../common/values.js';
-import type { ConfigIssue, LeafParam, ParamSpec, ParamSpecs, SweepConfig } from './types.js';
+import { pyJsonDumps, pyRepr, pyStr, type ParamValue } from '../../domain/values.js';
+import type { ConfigIssue, LeafParam, ParamSpec, ParamSpecs, SweepConfig } from '../../domain/sweep-config.js';
 
 /**
  * The longest a drawn number can render: `repr` of a double (`-1.2345678901234567e-308`) and

@@ -2,9 +2,9 @@
  * The config error and the small helpers that keep every config message in one style:
  * `path: message`, values shown as the user wrote them, a "did you mean" hint for near misses.
  */
-import { UsageError } from '../../common/errors.js';
-import { Float, stringifyTyped } from '../../common/values.js';
-import type { ConfigIssue } from './types.js';
+import { UsageError } from '../../domain/errors.js';
+import { Float, stringifyTyped } from '../../domain/values.js';
+import type { ConfigIssue } from '../../domain/sweep-config.js';
 
 /**
  * `path: message`, with any name in the path longer than 60 characters shortened, as `describe`

@@ -12,9 +12,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { isScalar, Lexer, LineCounter, parseDocument, visit, type Document, type YAMLMap } from 'yaml';
-import { makeFloat } from '../../common/values.js';
+import { makeFloat } from '../../domain/values.js';
 import { ConfigError } from './errors.js';
-import type { ConfigIssue } from './types.js';
+import type { ConfigIssue } from '../../domain/sweep-config.js';
 
 /** Deeper than any sweep config needs; it also bounds the recursion of every later walk. */
 export const MAX_NESTING = 64;

@@ -8,7 +8,7 @@
  * every message can then name the distribution the user asked for.
  */
 import type { z } from 'zod';
-import { Float, isIntValue, isNumeric, toNumber } from '../../common/values.js';
+import { Float, isIntValue, isNumeric, toNumber } from '../../domain/values.js';
 import { argvIssues } from './argv.js';
 import { ConfigError, describe, didYouMean } from './errors.js';
 import { loadConfigFile, loadConfigText } from './load.js';
@@ -33,7 +33,7 @@ import {
   type ParamSpecs,
   type ParsedConfig,
   type SweepConfig,
-} from './types.js';
+} from '../../domain/sweep-config.js';
 import { validateGridConfig } from '../strategies/grid.js';
 
 /** Problems and warnings, collected over the whole walk. */

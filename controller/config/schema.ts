@@ -7,9 +7,9 @@
  * what to write instead.
  */
 import { z } from 'zod';
-import { Float, isNumeric, toNumber } from '../../common/values.js';
+import { Float, isNumeric, toNumber } from '../../domain/values.js';
 import { describe, didYouMean } from './errors.js';
-import type { ConfigIssue, Distribution } from './types.js';
+import type { ConfigIssue, Distribution } from '../../domain/sweep-config.js';
 import { ASHA_DEFAULTS, ASHA_FITS, MEDIAN_DEFAULTS } from '../stopping/types.js';
 
 export const TOP_LEVEL_KEYS = [

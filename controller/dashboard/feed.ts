@@ -14,9 +14,9 @@
  * state forward.
  */
 import type { Logger } from '../../common/log.js';
-import type { SweepRecord, TrialRecord } from '../state.js';
-import { isRankable, isTerminal } from '../state.js';
-import type { SweepService } from '../sweep-service.js';
+import type { SweepRecord, TrialRecord } from '../sweeps/state.js';
+import { isRankable, isTerminal } from '../../domain/trial-state.js';
+import type { SweepService } from '../sweeps/sweep-service.js';
 import type { ColumnSet, DashTrialRow, SweepDelta } from './views.js';
 import { columnsFor, dashSweep, trialRow } from './views.js';
 

@@ -29,10 +29,11 @@ import type { Socket } from 'node:net';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { constants as zlib, createGzip, gzipSync } from 'node:zlib';
-import { AddressInUseError, isAddressInUse, NotFoundError, SweeperError, UsageError } from '../../common/errors.js';
+import { AddressInUseError, isAddressInUse, NotFoundError, SweeperError, UsageError } from '../../domain/errors.js';
 import type { Logger } from '../../common/log.js';
-import type { SweepRecord } from '../state.js';
-import type { SweepService } from '../sweep-service.js';
+import { isTerminal } from '../../domain/trial-state.js';
+import type { SweepRecord } from '../sweeps/state.js';
+import type { SweepService } from '../sweeps/sweep-service.js';
 import { allowedHostsFor, cookieName, DashboardAuth } from './auth.js';
 import type { FeedStats } from './feed.js';
 import { SweepFeed } from './feed.js';
@@ -248,7 +249,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<DashboardH
     const metric = sweep.config.metric;
     if (!metric) return { method: IMPORTANCE_METHOD, metric: null, trials: 0, params: [], note: 'the sweep has no metric' };
     // Running trials' values are still moving: the estimate uses trials that have ended.
-    const ended = sweep.trials.filter((t) => t.state !== 'running' && t.state !== 'pending');
+    const ended = sweep.trials.filter((t) => isTerminal(t.state));
     const key = `${ended.length}/${sweep.trials.length}`;
     let cached = importanceCache.get(sweep.id);
     if (!cached || cached.key !== key) {

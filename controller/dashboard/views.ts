@@ -6,12 +6,12 @@
  * trial's parameters are one array aligned with the sweep's parameter columns rather than an
  * object repeating every name.
  */
-import type { ParamValue } from '../../common/values.js';
-import { Float, pyStr } from '../../common/values.js';
-import type { ParamSpecs } from '../config/types.js';
-import type { SweepRecord, TrialRecord } from '../state.js';
-import { isRankable } from '../state.js';
-import type { SweepService, TrialView } from '../sweep-service.js';
+import type { ParamValue } from '../../domain/values.js';
+import { Float, pyStr } from '../../domain/values.js';
+import type { ParamSpecs } from '../../domain/sweep-config.js';
+import type { SweepRecord, TrialRecord } from '../sweeps/state.js';
+import { isRankable } from '../../domain/trial-state.js';
+import type { SweepService, TrialView } from '../sweeps/sweep-service.js';
 
 export interface DashSweep {
   id: string;

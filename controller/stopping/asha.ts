@@ -17,8 +17,8 @@
  * sums stay O(1) per value. `npm run bench:stopping`: at the same steps, more of the best configs
  * finish (min_iter 3, eta 3: 43% to 45% of the top 10 on the bench's seeds, 44% to 48% on 30 others).
  */
-import { UsageError } from '../../common/errors.js';
-import type { EarlyTerminateSpec } from '../config/types.js';
+import { UsageError } from '../../domain/errors.js';
+import type { EarlyTerminateSpec } from '../../domain/sweep-config.js';
 import type { TrialState } from '../strategies/types.js';
 import { insertSorted, lowerBound } from './sorted.js';
 import { fmt, numberKey, orientation, requireAbove, type Orientation } from './spec.js';

@@ -16,8 +16,8 @@
  * judged running trials ordered by their judged value, so a new value is one binary insertion,
  * and a tightened threshold finds every trial it condemns at the end of one list.
  */
-import { UsageError } from '../../common/errors.js';
-import type { EarlyTerminateSpec } from '../config/types.js';
+import { UsageError } from '../../domain/errors.js';
+import type { EarlyTerminateSpec } from '../../domain/sweep-config.js';
 import type { TrialState } from '../strategies/types.js';
 import { KeyedSet, insertSorted } from './sorted.js';
 import { fmt, numberKey, orientation, requireAbove, requireAtLeast, type Orientation } from './spec.js';

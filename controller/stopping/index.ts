@@ -3,7 +3,7 @@
  * only talks to the `StoppingRule` interface; `stopRuns` is the same decision as a pure library
  * call, in the spirit of W&B's `stop_runs(config, runs)`.
  */
-import { UsageError } from '../../common/errors.js';
+import { UsageError } from '../../domain/errors.js';
 import type { TrialState } from '../strategies/types.js';
 import { AshaRule } from './asha.js';
 import { HyperbandRule } from './hyperband.js';

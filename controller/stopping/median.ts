@@ -6,7 +6,7 @@
  * the position of a value among the trial's valid values, as for hyperband. Each value judges
  * only the trial that logged it.
  */
-import { UsageError } from '../../common/errors.js';
+import { UsageError } from '../../domain/errors.js';
 import type { TrialState } from '../strategies/types.js';
 import { insertSorted, lowerBound } from './sorted.js';
 import { fmt, numberKey, orientation, requireAbove, type Orientation } from './spec.js';

@@ -3,9 +3,9 @@
  * that did not go through the config parser (the library's `stopRuns`), so they fill defaults
  * and refuse what they cannot run, with the key in the message.
  */
-import { UsageError } from '../../common/errors.js';
-import { isNumeric, toNumber } from '../../common/values.js';
-import type { EarlyTerminateSpec } from '../config/types.js';
+import { UsageError } from '../../domain/errors.js';
+import { isNumeric, toNumber } from '../../domain/values.js';
+import type { EarlyTerminateSpec } from '../../domain/sweep-config.js';
 import type { StoppingConfig } from './types.js';
 
 export function numberKey(spec: EarlyTerminateSpec, key: string, fallback?: number): number | undefined {

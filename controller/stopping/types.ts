@@ -7,7 +7,7 @@
  * Rules are incremental: a value costs a binary search and a splice into the lists the rule
  * keeps, never a pass over every trial of the sweep.
  */
-import type { MetricSpec, EarlyTerminateSpec } from '../config/types.js';
+import type { MetricSpec, EarlyTerminateSpec } from '../../domain/sweep-config.js';
 import type { TrialState } from '../strategies/types.js';
 
 export const STOPPING_TYPES = ['hyperband', 'asha', 'median'] as const;

@@ -23,15 +23,15 @@
  * grown by a tenth, on the first observations only (at most 128 of them); a fit is cached under
  * the exact data it was made from, so the cache only saves time.
  */
-import type { SweepConfig } from '../config/types.js';
-import { latinHypercube } from './gp/design.js';
+import type { SweepConfig } from '../../domain/sweep-config.js';
+import { latinHypercube } from './numerics/design.js';
 import { logEiWithGradient, logExpectedImprovement } from './gp/acquisition.js';
 import { defaultTheta, fitHyperparameters, GpPosterior, thetaBounds, type GpTrainingData, type KnownFactor } from './gp/gp.js';
 import { krigingBeliever } from './gp/pending.js';
-import { minimizeBox } from './gp/lbfgs.js';
+import { minimizeBox } from './numerics/lbfgs.js';
 import { transformOutputs } from './gp/transform.js';
 import { bestCandidate, readHistory, type History } from './history.js';
-import { gaussian, seededRng as uniform, unitVector, type Rng } from './sampling.js';
+import { gaussian, seededRng as uniform, unitVector, type Rng } from './numerics/sampling.js';
 import { SearchSpace } from './space.js';
 import type { Strategy, StrategyOptions, Suggestion, TrialObservation } from './types.js';
 

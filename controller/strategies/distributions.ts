@@ -8,9 +8,9 @@
  * probabilities gives its first value at u = 1. `sample` never passes 0, so random search cannot
  * hit the first two.
  */
-import { Float, isIntValue, makeFloat, toNumber, type ParamValue } from '../../common/values.js';
-import type { LeafParam } from '../config/types.js';
-import { incompleteBetaInv, ndtri } from './special.js';
+import { Float, isIntValue, makeFloat, toNumber, type ParamValue } from '../../domain/values.js';
+import type { LeafParam } from '../../domain/sweep-config.js';
+import { incompleteBetaInv, ndtri } from './numerics/special.js';
 
 /** A source of uniform numbers in [0, 1). */
 export type Uniform01 = () => number;

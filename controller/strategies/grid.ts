@@ -8,7 +8,7 @@
  * - a point any existing trial has run, in any state, is not suggested again. Sweeper may later
  *   retry crashed points; for now this follows W&B.
  */
-import { UsageError } from '../../common/errors.js';
+import { UsageError } from '../../domain/errors.js';
 import {
   Float,
   isFloatValue,
@@ -18,8 +18,8 @@ import {
   toNumber,
   type ParamValue,
   type Params,
-} from '../../common/values.js';
-import type { ConfigIssue, LeafParam, SweepConfig } from '../config/types.js';
+} from '../../domain/values.js';
+import type { ConfigIssue, LeafParam, SweepConfig } from '../../domain/sweep-config.js';
 import type { Strategy, StrategyOptions, Suggestion, TrialObservation } from './types.js';
 import {
   configPath,
@@ -28,7 +28,7 @@ import {
   nestParams,
   valueAtPath,
   type ParamPath,
-} from './flatten.js';
+} from '../../domain/params.js';
 
 /** A config that cannot run as a grid; `issues` carry the path to each offending parameter. */
 export class GridConfigError extends UsageError {

@@ -10,13 +10,13 @@
  *   observed there is no worst, and such a trial only counts as taken;
  * - crashed: left out, since the agent died rather than the parameters, and the controller runs
  *   the same parameters again;
- * - running or pending: a point whose result is coming (the strategy plans around it), unless
+ * - running: a point whose result is coming (the strategy plans around it), unless
  *   `impute_while_running` is set and the trial has logged a value, which is then observed.
  *
  * Values are turned to minimisation (negated for `goal: maximize`). Every trial's parameters,
  * whatever its state, are `taken`, so the same point is not proposed twice.
  */
-import type { SweepConfig } from '../config/types.js';
+import type { SweepConfig } from '../../domain/sweep-config.js';
 import type { SearchSpace } from './space.js';
 import type { TrialObservation } from './types.js';
 
@@ -62,7 +62,6 @@ export function readHistory(space: SearchSpace, config: SweepConfig, trials: rea
         entries.push({ point, value: imputed(impute, value, sign) });
         break;
       case 'running':
-      case 'pending':
         if (whileRunning !== 'false' && value !== undefined) entries.push({ point, value });
         else pending.push(point);
         break;

@@ -2,8 +2,8 @@
  * Strategies by method. The controller asks `createStrategy` and then only talks to the
  * `Strategy` interface, never to a particular algorithm.
  */
-import { UsageError } from '../../common/errors.js';
-import type { SweepConfig } from '../config/types.js';
+import { UsageError } from '../../domain/errors.js';
+import type { SweepConfig } from '../../domain/sweep-config.js';
 import { createBayesStrategy } from './bayes.js';
 import { createGridStrategy } from './grid.js';
 import { createRandomStrategy } from './random.js';
@@ -41,4 +41,4 @@ export {
   configPath,
   type LeafEntry,
   type ParamPath,
-} from './flatten.js';
+} from '../../domain/params.js';

@@ -7,9 +7,9 @@
  * `leafEntries` order, which depends only on the names.
  */
 import seedrandom from 'seedrandom';
-import type { SweepConfig } from '../config/types.js';
+import type { SweepConfig } from '../../domain/sweep-config.js';
 import { sample } from './distributions.js';
-import { leafEntries, nestParams } from './flatten.js';
+import { leafEntries, nestParams } from '../../domain/params.js';
 import type { Strategy, StrategyOptions, Suggestion, TrialObservation } from './types.js';
 
 export function createRandomStrategy(config: SweepConfig, options: StrategyOptions): Strategy {

@@ -11,13 +11,13 @@
  *   compares categories for equality and TPE counts them.
  * - Constants, and leaves with a single possible value, are not dimensions; they ride along.
  */
-import { Float, isIntValue, toNumber, type ParamValue, type Params } from '../../common/values.js';
-import type { LeafParam, ParamSpecs } from '../config/types.js';
+import { Float, isIntValue, toNumber, type ParamValue, type Params } from '../../domain/values.js';
+import type { LeafParam, ParamSpecs } from '../../domain/sweep-config.js';
 import { ppf } from './distributions.js';
-import { leafEntries, nestParams, valueAtPath, type LeafEntry } from './flatten.js';
+import { leafEntries, nestParams, valueAtPath, type LeafEntry } from '../../domain/params.js';
 import { gridKey } from './grid.js';
-import { normalCdf } from './sampling.js';
-import { incompleteBeta } from './special.js';
+import { normalCdf } from './numerics/sampling.js';
+import { incompleteBeta } from './numerics/special.js';
 
 /** Normal-family priors have infinite tails: z stays this far inside (0, 1), about ±4.75σ. */
 const TAIL_Z = 1e-6;

@@ -22,10 +22,10 @@
  *
  * Deterministic: the RNG is seeded with (seed, number of trials).
  */
-import type { SweepConfig } from '../config/types.js';
-import { latinHypercube } from './gp/design.js';
+import type { SweepConfig } from '../../domain/sweep-config.js';
+import { latinHypercube } from './numerics/design.js';
 import { bestCandidate, readHistory } from './history.js';
-import { gaussian, normalCdf, seededRng as uniform, type Rng } from './sampling.js';
+import { gaussian, normalCdf, seededRng as uniform, type Rng } from './numerics/sampling.js';
 import { SearchSpace } from './space.js';
 import type { Strategy, StrategyOptions, Suggestion, TrialObservation } from './types.js';
 

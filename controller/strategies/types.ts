@@ -3,10 +3,11 @@
  * parameters come out. It never touches the network or the clock, so the controller, the library
  * API (`nextRun`) and `sweeper suggest` all drive the same code.
  */
-import type { Params } from '../../common/values.js';
-import type { SweepConfig } from '../config/types.js';
+import type { Params } from '../../domain/values.js';
+import type { SweepConfig } from '../../domain/sweep-config.js';
 
-export type TrialState = 'pending' | 'running' | 'finished' | 'failed' | 'crashed' | 'stopped';
+import type { TrialState } from '../../domain/trial-state.js';
+export type { TrialState };
 
 /** What a strategy may know of one trial. */
 export interface TrialObservation {

@@ -10,7 +10,7 @@ import { SweeperClient } from '../../common/api-client.js';
 import type { ApiSweepDetail } from '../../common/api-types.js';
 import { createLogger } from '../../common/log.js';
 import type { NatsServerHandle } from '../../common/nats-server.js';
-import { parseTypedJson } from '../../common/values.js';
+import { parseTypedJson } from '../../domain/values.js';
 import type { ControllerHandle } from '../../controller/controller.js';
 import { startController } from '../../controller/controller.js';
 import { CLI_ENTRY, collect, spawnCli } from '../fixtures/cli.js';

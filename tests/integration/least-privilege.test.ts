@@ -15,7 +15,7 @@ import { metricsSubject } from '../../common/metrics-wire.js';
 import { decodeJwtClaims } from '../../common/nats-jwt.js';
 import type { ControllerHandle } from '../../controller/controller.js';
 import { startController } from '../../controller/controller.js';
-import { STATE_STREAM } from '../../controller/event-log.js';
+import { STATE_STREAM } from '../../controller/sweeps/event-log.js';
 import { NatsAuthority } from '../../controller/nats-auth.js';
 import { collect, spawnCli } from '../fixtures/cli.js';
 import { startTestNats, type TestNats } from '../fixtures/nats.js';

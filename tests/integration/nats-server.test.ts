@@ -6,7 +6,7 @@ import path from 'node:path';
 import { connect, StringCodec } from 'nats';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ensureStream } from '../../common/nats-connect.js';
-import { MissingDependencyError } from '../../common/errors.js';
+import { MissingDependencyError } from '../../domain/errors.js';
 import { ensureNatsServer, findNatsServer, NATS_PID_FILE, startNatsServer, type NatsPidRecord, type NatsServerHandle } from '../../common/nats-server.js';
 import { describeProcess, isRunning, type ProcessRecord } from '../../common/pid-file.js';
 import { startTestNats, type TestNats } from '../fixtures/nats.js';

@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readdirSync } from 'node:fs';
 import { MetricPublisher } from '../../agent/publisher.js';
 import { MetricSpool } from '../../agent/spool.js';
-import { MetricIngest, type MetricIngestOptions } from '../../controller/ingest.js';
+import { MetricIngest, type MetricIngestOptions } from '../../controller/sweeps/ingest.js';
 import { createLogger, silentLogger } from '../../common/log.js';
 import { type MetricBatch, type MetricPoint, metricsMsgId, metricsSubject } from '../../common/metrics-wire.js';
 import { connectNats } from '../../common/nats-connect.js';

@@ -10,7 +10,7 @@ import { SweeperClient } from '../../common/api-client.js';
 import { createLogger } from '../../common/log.js';
 import type { ControllerHandle } from '../../controller/controller.js';
 import { startController } from '../../controller/controller.js';
-import { stateSubject } from '../../controller/event-log.js';
+import { stateSubject } from '../../controller/sweeps/event-log.js';
 import type { TestNats } from '../fixtures/nats.js';
 import { startTestNats } from '../fixtures/nats.js';
 

@@ -11,7 +11,7 @@ import { connect } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiError, SweeperClient } from '../../common/api-client.js';
 import { createLogger } from '../../common/log.js';
-import { parseTypedJson } from '../../common/values.js';
+import { parseTypedJson } from '../../domain/values.js';
 import type { ControllerHandle } from '../../controller/controller.js';
 import { startController } from '../../controller/controller.js';
 import { collect, runCli, spawnCli } from '../fixtures/cli.js';

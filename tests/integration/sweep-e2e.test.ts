@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SweeperClient } from '../../common/api-client.js';
-import { parseTypedJson } from '../../common/values.js';
+import { parseTypedJson } from '../../domain/values.js';
 import type { ControllerHandle } from '../../controller/controller.js';
 import { collect, liveOutput, runCli, spawnCli } from '../fixtures/cli.js';
 import { SWEEPS, startStack, waitSettled, type TestStack } from '../fixtures/stack.js';

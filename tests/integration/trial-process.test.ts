@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { type BuildCommandOptions, buildCommand } from '../../agent/command.js';
 import { LineSplitter, MAX_LINE_BYTES, type TrialOptions, startTrial } from '../../agent/trial-process.js';
 import type { MetricPoint } from '../../common/metrics-wire.js';
-import { Float, type Params } from '../../common/values.js';
+import { Float, type Params } from '../../domain/values.js';
 
 const PROGRAMS = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'programs');
 

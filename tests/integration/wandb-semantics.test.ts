@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PYTHON_HELPERS_DIR, buildCommand, removeCommandFiles, wandbConfigYaml, writeCommandFiles } from '../../agent/command.js';
-import { Float, type Params } from '../../common/values.js';
+import { Float, type Params } from '../../domain/values.js';
 import { runCli } from '../fixtures/cli.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/wandb/', import.meta.url));

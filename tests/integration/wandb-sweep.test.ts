@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SweeperClient } from '../../common/api-client.js';
 import type { ApiTrial, ApiTrialDetail } from '../../common/api-types.js';
-import { parseTypedJson } from '../../common/values.js';
+import { parseTypedJson } from '../../domain/values.js';
 import type { ControllerHandle } from '../../controller/controller.js';
 import { PYTHON_HELPERS_DIR } from '../../agent/command.js';
 import { CLI_ENTRY, collect, spawnCli, TEST_CONTROLLER_TIMEOUT_S, TEST_SPOOL_DIR } from '../fixtures/cli.js';

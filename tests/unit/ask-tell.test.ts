@@ -1,7 +1,7 @@
 /** The ask/tell optimiser: the same strategy the controller drives, over trials held in memory. */
 import { describe, expect, it } from 'vitest';
-import { stringifyTyped } from '../../common/values.js';
-import { createOptimizer, TellError } from '../../controller/ask-tell.js';
+import { stringifyTyped } from '../../domain/values.js';
+import { createOptimizer, TellError } from '../../controller/optimizer/ask-tell.js';
 import { createStrategy } from '../../controller/strategies/index.js';
 import { quadratic, quadraticLoss, runSequential } from '../fixtures/strategies.js';
 

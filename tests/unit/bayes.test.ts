@@ -3,7 +3,7 @@
  * parallel asks, and that it searches better than random on a simple function.
  */
 import { describe, expect, it } from 'vitest';
-import { Float, isFloatValue, isIntValue, stringifyTyped, type Params } from '../../common/values.js';
+import { Float, isFloatValue, isIntValue, stringifyTyped, type Params } from '../../domain/values.js';
 import { parseConfigText } from '../../controller/config/parse.js';
 import { createBayesStrategy, fitSize, initialDesignSize } from '../../controller/strategies/bayes.js';
 import { readHistory } from '../../controller/strategies/history.js';

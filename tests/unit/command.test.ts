@@ -10,7 +10,7 @@ import {
   removeCommandFiles,
   writeCommandFiles,
 } from '../../agent/command.js';
-import { Float, type Params, parseTypedJson, pyJsonDumps } from '../../common/values.js';
+import { Float, type Params, parseTypedJson, pyJsonDumps } from '../../domain/values.js';
 
 let cwd: string;
 let binDir: string;

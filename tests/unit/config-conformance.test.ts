@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseTypedJson, stringifyTyped, type ParamValue } from '../../common/values.js';
+import { parseTypedJson, stringifyTyped, type ParamValue } from '../../domain/values.js';
 import { ConfigError, inferDistribution, parseConfig, type ParamSpec } from '../../controller/config/index.js';
 
 const dir = new URL('../fixtures/conformance/', import.meta.url);

@@ -1,9 +1,9 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { buildCommand } from '../../agent/command.js';
-import { UsageError } from '../../common/errors.js';
+import { UsageError } from '../../domain/errors.js';
 import { MAX_ARGV_ENTRIES, MAX_ARGV_ENTRY_CHARS } from '../../common/limits.js';
-import { Float } from '../../common/values.js';
+import { Float } from '../../domain/values.js';
 import {
   ConfigError,
   inferDistribution,

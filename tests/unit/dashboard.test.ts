@@ -11,8 +11,8 @@ import type { FeedStats } from '../../controller/dashboard/feed.js';
 import { SweepFeed } from '../../controller/dashboard/feed.js';
 import type { SweepDelta } from '../../controller/dashboard/views.js';
 import { ColumnSet, downsample, shellLine, sweepSnapshot } from '../../controller/dashboard/views.js';
-import { MemoryEventLog } from '../../controller/event-log.js';
-import { SweepService } from '../../controller/sweep-service.js';
+import { MemoryEventLog } from '../../controller/sweeps/event-log.js';
+import { SweepService } from '../../controller/sweeps/sweep-service.js';
 
 const CONFIG = `
 method: random

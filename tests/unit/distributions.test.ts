@@ -9,10 +9,10 @@ import {
   stringifyTyped,
   toNumber,
   type ParamValue,
-} from '../../common/values.js';
-import type { LeafParam } from '../../controller/config/types.js';
+} from '../../domain/values.js';
+import type { LeafParam } from '../../domain/sweep-config.js';
 import { ppf, roundHalfEven, sample } from '../../controller/strategies/distributions.js';
-import { incompleteBeta, ndtri } from '../../controller/strategies/special.js';
+import { incompleteBeta, ndtri } from '../../controller/strategies/numerics/special.js';
 
 interface Check {
   u: number | Float;

@@ -5,10 +5,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { expectedImprovement, logEiWithGradient, logExpectedImprovement, logH } from '../../controller/strategies/gp/acquisition.js';
-import { latinHypercube } from '../../controller/strategies/gp/design.js';
+import { latinHypercube } from '../../controller/strategies/numerics/design.js';
 import { defaultTheta, GpObjective, GpPosterior, type GpTrainingData } from '../../controller/strategies/gp/gp.js';
 import { matern52, matern52Slope, scaledSqDist } from '../../controller/strategies/gp/kernel.js';
-import { minimizeBox } from '../../controller/strategies/gp/lbfgs.js';
+import { minimizeBox } from '../../controller/strategies/numerics/lbfgs.js';
 import { constantLiar } from '../../controller/strategies/gp/pending.js';
 import {
   cholesky,

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { Float, parseTypedJson, stringifyTyped, type ParamValue, type Params } from '../../common/values.js';
+import { Float, parseTypedJson, stringifyTyped, type ParamValue, type Params } from '../../domain/values.js';
 import { parseConfig } from '../../controller/config/parse.js';
-import type { SweepConfig } from '../../controller/config/types.js';
+import type { SweepConfig } from '../../domain/sweep-config.js';
 import {
   GridConfigError,
   arange,

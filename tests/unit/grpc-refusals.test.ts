@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SweeperClient } from '../../common/api-client.js';
-import { NotFoundError, SweeperError, UsageError } from '../../common/errors.js';
+import { NotFoundError, SweeperError, UsageError } from '../../domain/errors.js';
 import { MAX_ARGV_ENTRIES, MAX_ARGV_ENTRY_CHARS } from '../../common/limits.js';
 import { createLogger } from '../../common/log.js';
 import { ConfigError } from '../../controller/config/errors.js';
@@ -19,7 +19,7 @@ import {
   UnauthenticatedError,
   type GrpcServerHandle,
 } from '../../controller/grpc-server.js';
-import { SweepStateError, type SweepService } from '../../controller/sweep-service.js';
+import { SweepStateError, type SweepService } from '../../controller/sweeps/sweep-service.js';
 
 const log = createLogger('test', () => {});
 

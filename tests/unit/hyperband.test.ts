@@ -9,7 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { isNumeric, parseTypedJson, toNumber } from '../../common/values.js';
+import { isNumeric, parseTypedJson, toNumber } from '../../domain/values.js';
 import {
   HyperbandRule,
   createStopMonitor,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Float, isFloatValue, stringifyTyped, type ParamValue, type Params } from '../../common/values.js';
+import { Float, isFloatValue, stringifyTyped, type ParamValue, type Params } from '../../domain/values.js';
 import { parseConfig } from '../../controller/config/parse.js';
 import { createStrategy } from '../../controller/strategies/index.js';
 import { createRandomStrategy } from '../../controller/strategies/random.js';

@@ -6,12 +6,12 @@
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/log.js';
 import { parseConfigText } from '../../controller/config/parse.js';
-import { decodeConfig, encodeConfig } from '../../controller/config-codec.js';
-import type { RawEventMessage } from '../../controller/event-log.js';
-import { MemoryEventLog, decodeEvents, stateSubject } from '../../controller/event-log.js';
-import type { ControllerEvent } from '../../controller/state.js';
-import { EVENT_LIMITS, emptyState, rebuildState } from '../../controller/state.js';
-import { SweepService } from '../../controller/sweep-service.js';
+import { decodeConfig, encodeConfig } from '../../controller/config/codec.js';
+import type { RawEventMessage } from '../../controller/sweeps/event-log.js';
+import { MemoryEventLog, decodeEvents, stateSubject } from '../../controller/sweeps/event-log.js';
+import type { ControllerEvent } from '../../controller/sweeps/state.js';
+import { EVENT_LIMITS, emptyState, rebuildState } from '../../controller/sweeps/state.js';
+import { SweepService } from '../../controller/sweeps/sweep-service.js';
 
 const CONFIG_TEXT = `
 method: grid

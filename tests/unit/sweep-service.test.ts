@@ -2,9 +2,9 @@
  * The controller's core without any network: an in-memory event log and a fake clock.
  */
 import { describe, expect, it } from 'vitest';
-import { MemoryEventLog } from '../../controller/event-log.js';
-import { SweepService, classifyEnd } from '../../controller/sweep-service.js';
-import type { TrialCompletion } from '../../controller/sweep-service.js';
+import { MemoryEventLog } from '../../controller/sweeps/event-log.js';
+import { SweepService, classifyEnd } from '../../controller/sweeps/sweep-service.js';
+import type { TrialCompletion } from '../../controller/sweeps/sweep-service.js';
 
 const GRID = `
 method: grid

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ApiSweepDetail, ApiTrial } from '../../common/api-types.js';
-import { Float, type ParamValue } from '../../common/values.js';
+import { Float, type ParamValue } from '../../domain/values.js';
 import { bestSoFar, flattenParams, formatDuration, formatParam, formatValue, renderLeaderboard, renderSummary, sparkline } from '../../cli/table.js';
 
 const NOW = 1_700_000_100_000;

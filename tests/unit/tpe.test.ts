@@ -3,7 +3,7 @@
  * same for the same trials), better than random; the pure helpers that keep a batch apart.
  */
 import { describe, expect, it } from 'vitest';
-import { stringifyTyped } from '../../common/values.js';
+import { stringifyTyped } from '../../domain/values.js';
 import { parseConfigText } from '../../controller/config/parse.js';
 import { createStrategy } from '../../controller/strategies/index.js';
 import { SearchSpace } from '../../controller/strategies/space.js';

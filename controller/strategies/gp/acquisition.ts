@@ -8,7 +8,7 @@
  * φ(z) · q/(x + q) with x = −z and q from Laplace's continued fraction for the Mills ratio,
  * R(x) = 1/(x + q), q = 1/(x + 2/(x + 3/(x + …))): it has no cancellation however far out z is.
  */
-import { normalCdf } from '../sampling.js';
+import { normalCdf } from '../numerics/sampling.js';
 
 const LN_SQRT_2PI = 0.5 * Math.log(2 * Math.PI);
 /** Where the direct formula gives way to the continued fraction. */

@@ -10,7 +10,7 @@
  */
 import { matern52, matern52Slope, scaledSqDist, dimSqDiff } from './kernel.js';
 import { cholesky, choleskyInPlace, halfLogDet, inverseFromCholesky, solveCholesky, solveLower, solveUpper } from './linalg.js';
-import { minimizeBox } from './lbfgs.js';
+import { minimizeBox } from '../numerics/lbfgs.js';
 
 export interface GpTrainingData {
   /** n×D row-major inputs: numeric dimensions in [0, 1], categorical ones a category index. */

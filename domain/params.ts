@@ -3,8 +3,8 @@
  * work on the leaves, each known by its path (`['opt', 'lr']`), and the program receives a nested
  * object again. Both directions follow W&B so that orders and key layouts match its own.
  */
-import { Float, type ParamValue, type Params } from '../../common/values.js';
-import type { LeafParam, ParamSpecs } from '../config/types.js';
+import { Float, type ParamValue, type Params } from './values.js';
+import type { LeafParam, ParamSpecs } from './sweep-config.js';
 
 export type ParamPath = readonly string[];
 

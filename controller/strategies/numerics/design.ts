@@ -5,7 +5,7 @@
  * one whose closest pair of points is farthest apart is kept, which rules out the clumped
  * designs a plain Latin hypercube sometimes draws.
  */
-import type { Rng } from '../sampling.js';
+import type { Rng } from './sampling.js';
 
 /** n points in [0, 1)^D, row-major. */
 export function latinHypercube(n: number, D: number, rng: Rng, candidates = 20): Float64Array[] {

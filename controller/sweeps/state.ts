@@ -9,37 +9,17 @@
  * state so far (`rebuildState`), and one that fails is skipped and counted, never thrown.
  */
 import { z } from 'zod';
-import { MAX_ARGV_ENTRIES, MAX_ARGV_ENTRY_CHARS } from '../common/limits.js';
-import type { Params } from '../common/values.js';
-import { parseTypedJson } from '../common/values.js';
-import type { SweepConfig } from './config/types.js';
-import { METHODS } from './config/types.js';
-import type { TrialState } from './strategies/types.js';
+import { MAX_ARGV_ENTRIES, MAX_ARGV_ENTRY_CHARS } from '../../common/limits.js';
+import type { Params } from '../../domain/values.js';
+import { parseTypedJson } from '../../domain/values.js';
+import type { SweepConfig } from '../../domain/sweep-config.js';
+import { METHODS } from '../../domain/sweep-config.js';
+import { isSweepOver, isTerminal, SWEEP_STATES, TRIAL_STATES, type SweepState, type TrialState } from '../../domain/trial-state.js';
 
-export const sweepStateSchema = z.enum(['running', 'paused', 'finished', 'stopped', 'cancelled']);
-export type SweepState = z.infer<typeof sweepStateSchema>;
+export const sweepStateSchema = z.enum(SWEEP_STATES);
+export type { SweepState };
 
-const trialStateSchema = z.enum(['pending', 'running', 'finished', 'failed', 'crashed', 'stopped']);
-
-/** Compiles only when A and B are the same type: the schema and the strategies' type cannot drift apart. */
-type AssertSame<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
-const trialStatesAgree: AssertSame<z.infer<typeof trialStateSchema>, TrialState> = true;
-void trialStatesAgree;
-
-/** A sweep in one of these states hands out no trial again. */
-export function isSweepOver(state: SweepState): boolean {
-  return state === 'finished' || state === 'stopped' || state === 'cancelled';
-}
-
-/**
- * Whether a trial in this state may be ranked among the best: not when it failed or crashed,
- * whatever it logged before (the leaderboard, the sweep's best value, `sweeper local`).
- */
-export function isRankable(state: string): boolean {
-  return state !== 'failed' && state !== 'crashed';
-}
-
-export const TERMINAL_TRIAL_STATES: ReadonlySet<TrialState> = new Set(['finished', 'failed', 'crashed', 'stopped']);
+const trialStateSchema = z.enum(TRIAL_STATES);
 
 /**
  * Bounds of a replayed event. Each is at least what the writer can produce, since refusing a real
@@ -384,7 +364,7 @@ function replayTrialCreated(state: ControllerState, event: TrialCreated): string
 function replayTrialEnded(state: ControllerState, event: TrialEnded): string | undefined {
   const trial = state.trials.get(event.trialId);
   if (!trial || trial.sweepId !== event.sweepId) return `trial_ended for unknown trial ${event.trialId} of sweep ${event.sweepId}`;
-  if (!TERMINAL_TRIAL_STATES.has(event.state)) return `trial ${event.trialId} ended in non-final state ${event.state}`;
+  if (!isTerminal(event.state)) return `trial ${event.trialId} ended in non-final state ${event.state}`;
   endTrial(state, event);
   return undefined;
 }
@@ -454,7 +434,7 @@ function addTrial(state: ControllerState, event: TrialCreated, params: Params): 
 
 function endTrial(state: ControllerState, event: TrialEnded): void {
   const trial = state.trials.get(event.trialId);
-  if (!trial || TERMINAL_TRIAL_STATES.has(trial.state)) return;
+  if (!trial || isTerminal(trial.state)) return;
   trial.state = event.state;
   trial.endedAt = event.at;
   trial.exitCode = event.exitCode;
@@ -466,10 +446,6 @@ function endTrial(state: ControllerState, event: TrialEnded): void {
   trial.declaredPoints = event.metricPoints ?? null;
   trial.droppedPoints = event.droppedPoints ?? 0;
   trial.history.push({ state: event.state, at: event.at, reason: event.reason });
-}
-
-export function isTerminal(state: TrialState): boolean {
-  return TERMINAL_TRIAL_STATES.has(state);
 }
 
 /** A plain object: not an array, not a boxed `Float`, and no prototype smuggled in by a `__proto__` key. */

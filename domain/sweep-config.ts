@@ -2,7 +2,7 @@
  * The sweep configuration after validation: W&B's sweep config with every parameter's
  * distribution inferred and W&B's defaults filled in. Strategies and stopping rules read only this.
  */
-import type { Float, ParamValue } from '../../common/values.js';
+import type { Float, ParamValue } from './values.js';
 
 export const DISTRIBUTIONS = [
   'constant',

@@ -3,11 +3,11 @@
  * config and the runs so far, the parameters of the next run, or null when the search space is
  * used up or run_cap is reached. No servers, no I/O.
  */
-import type { Params } from '../common/values.js';
-import { parseConfig } from './config/parse.js';
-import type { SweepConfig } from './config/types.js';
-import { createStrategy } from './strategies/index.js';
-import type { TrialObservation, TrialState } from './strategies/types.js';
+import type { Params } from '../../domain/values.js';
+import { parseConfig } from '../config/parse.js';
+import type { SweepConfig } from '../../domain/sweep-config.js';
+import { createStrategy } from '../strategies/index.js';
+import type { TrialObservation, TrialState } from '../strategies/types.js';
 
 export interface RunSoFar {
   params: Params;

@@ -9,8 +9,8 @@
  */
 import type { JetStreamClient, JetStreamManager, NatsConnection } from 'nats';
 import { AckPolicy, DeliverPolicy } from 'nats';
-import { ensureStream } from '../common/nats-connect.js';
-import type { Logger } from '../common/log.js';
+import { ensureStream } from '../../common/nats-connect.js';
+import type { Logger } from '../../common/log.js';
 import type { ControllerEvent, EventReplay, LoggedEvent, RefusalReason, SkippedEvent } from './state.js';
 import { controllerEventSchema } from './state.js';
 

@@ -8,28 +8,29 @@
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { ControlMessage } from '../common/control-wire.js';
-import { NotFoundError, NotHolderError, SweeperError, WrongSweepError } from '../common/errors.js';
-import { LatencyHistogram } from '../common/histogram.js';
-import type { Logger } from '../common/log.js';
-import { silentLogger } from '../common/log.js';
-import type { MetricBatch } from '../common/metrics-wire.js';
+import type { ControlMessage } from '../../common/control-wire.js';
+import { NotFoundError, NotHolderError, SweeperError, WrongSweepError } from '../../domain/errors.js';
+import { LatencyHistogram } from '../../common/histogram.js';
+import type { Logger } from '../../common/log.js';
+import { silentLogger } from '../../common/log.js';
+import type { MetricBatch } from '../../common/metrics-wire.js';
 import type { MetricRefusal } from './ingest.js';
-import { DEFAULT_COMMAND } from '../common/command-template.js';
-import { stringifyTyped } from '../common/values.js';
-import { ConfigError } from './config/errors.js';
-import { parseConfigText } from './config/parse.js';
-import { leafEntries } from './strategies/flatten.js';
-import type { SweepConfig } from './config/types.js';
+import { DEFAULT_COMMAND } from '../../common/command-template.js';
+import { stringifyTyped } from '../../domain/values.js';
+import { ConfigError } from '../config/errors.js';
+import { parseConfigText } from '../config/parse.js';
+import { leafEntries } from '../../domain/params.js';
+import type { SweepConfig } from '../../domain/sweep-config.js';
 import type { EventLog } from './event-log.js';
 import { countRefusals, logRefusals } from './event-log.js';
 import { MetricStore } from './metric-store.js';
 import type { ControllerEvent, ControllerState, SweepRecord, SweepState, TrialRecord } from './state.js';
-import { applyEvent, emptyState, EVENT_LIMITS, isRankable, isSweepOver, isTerminal, rebuildState } from './state.js';
-import { createStrategy } from './strategies/index.js';
-import { createStopMonitor, type StopMonitor } from './stopping/index.js';
-import type { Strategy, TrialObservation, TrialState } from './strategies/types.js';
-import { decodeConfig, encodeConfig } from './config-codec.js';
+import { applyEvent, emptyState, EVENT_LIMITS, rebuildState } from './state.js';
+import { isRankable, isSweepOver, isTerminal } from '../../domain/trial-state.js';
+import { createStrategy } from '../strategies/index.js';
+import { createStopMonitor, type StopMonitor } from '../stopping/index.js';
+import type { Strategy, TrialObservation, TrialState } from '../strategies/types.js';
+import { decodeConfig, encodeConfig } from '../config/codec.js';
 
 export class SweepStateError extends SweeperError {}
 

@@ -14,9 +14,9 @@
  */
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg, NatsConnection } from 'nats';
 import { AckPolicy, ConsumerEvents, DeliverPolicy, NatsError, nanos } from 'nats';
-import type { Logger } from '../common/log.js';
-import { ThrottledWarner } from '../common/log.js';
-import { ensureStream } from '../common/nats-connect.js';
+import type { Logger } from '../../common/log.js';
+import { ThrottledWarner } from '../../common/log.js';
+import { ensureStream } from '../../common/nats-connect.js';
 import {
   METRIC_LIMITS,
   METRICS_STREAM,
@@ -24,7 +24,7 @@ import {
   metricBatchSchema,
   parseMetricsSubject,
   type MetricBatch,
-} from '../common/metrics-wire.js';
+} from '../../common/metrics-wire.js';
 
 export interface MetricIngestOptions {
   nc: NatsConnection;

@@ -3,7 +3,7 @@
  * trial is a pair of growable typed arrays (step, value), so a million points cost ~16 MB per
  * metric name rather than a million objects.
  */
-import type { MetricBatch } from '../common/metrics-wire.js';
+import type { MetricBatch } from '../../common/metrics-wire.js';
 
 class Series {
   steps = new Float64Array(16);

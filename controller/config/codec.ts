@@ -2,9 +2,9 @@
  * The validated config as stored in the event log and sent to clients: typed JSON, so integral
  * floats (`Float`) survive the round trip and a replayed sweep behaves exactly as it did.
  */
-import type { ParamValue } from '../common/values.js';
-import { Float, parseTypedJson, stringifyTyped } from '../common/values.js';
-import type { SweepConfig } from './config/types.js';
+import type { ParamValue } from '../../domain/values.js';
+import { Float, parseTypedJson, stringifyTyped } from '../../domain/values.js';
+import type { SweepConfig } from '../../domain/sweep-config.js';
 
 export function encodeConfig(config: SweepConfig): string {
   return stringifyTyped(dropUndefined(config) as ParamValue);

@@ -10,13 +10,13 @@
  * Asked trials count as running until told, so several can be out at once (parallel workers).
  * A trial's result is final: telling it twice is an error, as in Optuna.
  */
-import { UsageError } from '../common/errors.js';
-import { Float, isNumeric, toNumber, type ParamValue, type Params } from '../common/values.js';
-import { parseConfig } from './config/parse.js';
-import type { SweepConfig } from './config/types.js';
+import { UsageError } from '../../domain/errors.js';
+import { Float, isNumeric, toNumber, type ParamValue, type Params } from '../../domain/values.js';
+import { parseConfig } from '../config/parse.js';
+import type { SweepConfig } from '../../domain/sweep-config.js';
 import { isParsed } from './next-run.js';
-import { createStrategy } from './strategies/index.js';
-import type { Strategy, TrialObservation, TrialState } from './strategies/types.js';
+import { createStrategy } from '../strategies/index.js';
+import type { Strategy, TrialObservation, TrialState } from '../strategies/types.js';
 
 export interface AskedTrial {
   id: string;
