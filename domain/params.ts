@@ -112,3 +112,17 @@ export function nestParams(leaves: readonly { path: ParamPath; value: ParamValue
   }
   return out;
 }
+
+/**
+ * A trial's parameter values as dotted names (`optimizer.beta1`), in the order the program sees
+ * them: the columns of the CLI's table, the dashboard and exports. An empty nested object is
+ * still a value the program receives, so it is a column of its own.
+ */
+export function flattenParams(params: ParamValue, prefix = ''): Array<[string, ParamValue]> {
+  if (isPlainObject(params)) {
+    const entries = Object.entries(params);
+    if (entries.length === 0 && prefix !== '') return [[prefix, params]];
+    return entries.flatMap(([k, v]) => flattenParams(v, prefix ? `${prefix}.${k}` : k));
+  }
+  return [[prefix, params]];
+}
