@@ -5,13 +5,12 @@
 import { timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { ApiSweep, ApiSweepDetail, ApiTrial, ApiTrialDetail } from '../common/api-types.js';
-import { AddressInUseError, isAddressInUse, NotFoundError, NotHolderError, WrongSweepError, SweeperError, UsageError } from '../domain/errors.js';
+import { AddressInUseError, IllegalStateError, isAddressInUse, NotFoundError, NotHolderError, WrongSweepError, SweeperError, UsageError } from '../domain/errors.js';
 import { MAX_ARGV_ENTRIES, MAX_ARGV_ENTRY_CHARS } from '../common/limits.js';
 import type { Logger } from '../common/log.js';
 import { healthServiceDef, sweeperServiceDef } from '../common/proto.js';
 import { ConfigError } from './config/errors.js';
 import type { SweepService, SweepView, TrialView } from './sweeps/sweep-service.js';
-import { SweepStateError } from './sweeps/sweep-service.js';
 import { agentInboxPrefix } from '../common/control-wire.js';
 import type { NatsAuthority } from './nats-auth.js';
 
@@ -348,7 +347,7 @@ export function toStatus(err: unknown, rpc: string, log: Logger): Refusal {
   if (err instanceof WrongSweepError) return typed(grpc.status.PERMISSION_DENIED, 'wrong_sweep');
   if (err instanceof NotFoundError && err.kind === 'agent') return typed(grpc.status.NOT_FOUND, 'unknown_agent');
   if (err instanceof NotFoundError) return typed(grpc.status.NOT_FOUND, 'not_found');
-  if (err instanceof SweepStateError) return typed(grpc.status.FAILED_PRECONDITION, 'failed_precondition');
+  if (err instanceof IllegalStateError) return typed(grpc.status.FAILED_PRECONDITION, 'failed_precondition');
   if (err instanceof SweeperError) return typed(grpc.status.INVALID_ARGUMENT, 'invalid_argument');
   const message = err instanceof Error ? err.message : String(err);
   // Failures to reach JetStream are transient: callers retry UNAVAILABLE.

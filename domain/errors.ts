@@ -53,5 +53,8 @@ export class NotHolderError extends SweeperError {
   }
 }
 
+/** The call is valid but the thing it acts on is not in a state that allows it (resume a finished sweep). */
+export class IllegalStateError extends SweeperError {}
+
 /** An agent called about a sweep other than the one it registered for. */
 export class WrongSweepError extends SweeperError {}

@@ -9,7 +9,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { ControlMessage } from '../../common/control-wire.js';
-import { NotFoundError, NotHolderError, SweeperError, WrongSweepError } from '../../domain/errors.js';
+import { IllegalStateError, NotFoundError, NotHolderError, SweeperError, WrongSweepError } from '../../domain/errors.js';
 import { LatencyHistogram } from '../../common/histogram.js';
 import type { Logger } from '../../common/log.js';
 import { silentLogger } from '../../common/log.js';
@@ -32,7 +32,6 @@ import { createStopMonitor, type StopMonitor } from '../stopping/index.js';
 import type { Strategy, TrialObservation, TrialState } from '../strategies/types.js';
 import { decodeConfig, encodeConfig } from '../config/codec.js';
 
-export class SweepStateError extends SweeperError {}
 
 export interface TrialView {
   id: string;
@@ -255,7 +254,7 @@ export class SweepService {
   async pauseSweep(sweepId: string): Promise<SweepRecord> {
     const sweep = this.requireSweep(sweepId);
     if (sweep.state === 'paused') return sweep;
-    if (sweep.state !== 'running') throw new SweepStateError(`sweep ${sweepId} is ${sweep.state}; only a running sweep can be paused`);
+    if (sweep.state !== 'running') throw new IllegalStateError(`sweep ${sweepId} is ${sweep.state}; only a running sweep can be paused`);
     await this.setSweepState(sweep, 'paused', 'paused by user');
     return sweep;
   }
@@ -263,7 +262,7 @@ export class SweepService {
   async resumeSweep(sweepId: string): Promise<SweepRecord> {
     const sweep = this.requireSweep(sweepId);
     if (sweep.state === 'running') return sweep;
-    if (sweep.state !== 'paused') throw new SweepStateError(`sweep ${sweepId} is ${sweep.state}; only a paused sweep can be resumed`);
+    if (sweep.state !== 'paused') throw new IllegalStateError(`sweep ${sweepId} is ${sweep.state}; only a paused sweep can be resumed`);
     await this.setSweepState(sweep, 'running', 'resumed by user');
     return sweep;
   }

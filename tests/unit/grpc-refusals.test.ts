@@ -19,7 +19,8 @@ import {
   UnauthenticatedError,
   type GrpcServerHandle,
 } from '../../controller/grpc-server.js';
-import { SweepStateError, type SweepService } from '../../controller/sweeps/sweep-service.js';
+import { IllegalStateError } from '../../domain/errors.js';
+import type { SweepService } from '../../controller/sweeps/sweep-service.js';
 
 const log = createLogger('test', () => {});
 
@@ -43,7 +44,7 @@ describe('toStatus', () => {
       details: 'method: required',
     });
     expect(status(new NotFoundError('sweep', 'abc'))).toEqual({ code: grpc.status.NOT_FOUND, reason: 'not_found', details: "unknown sweep 'abc'" });
-    expect(status(new SweepStateError('sweep is finished'))).toEqual({
+    expect(status(new IllegalStateError('sweep is finished'))).toEqual({
       code: grpc.status.FAILED_PRECONDITION,
       reason: 'failed_precondition',
       details: 'sweep is finished',
@@ -98,7 +99,7 @@ describe('refusals counted by reason in GetStats', () => {
     createSweep: async (text: string) => {
       const errors: Record<string, Error> = {
         config: new ConfigError([{ path: 'method', message: 'required' }]),
-        state: new SweepStateError('sweep is finished'),
+        state: new IllegalStateError('sweep is finished'),
         usage: new UsageError('bad'),
         store: new Error('TIMEOUT waiting for JetStream'),
       };
