@@ -102,6 +102,8 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     streamReplicas: opts.natsReplicas,
   });
   await ingest.start();
+  // RequestTrial for model-based sweeps waits for this, so suggestions read every replayed value.
+  service.awaitMetricReplay(ingest.caughtUp);
   const grpcServer = await startGrpcServer({
     service,
     ingestStats: () => ingest.stats(),

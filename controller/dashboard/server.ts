@@ -32,6 +32,7 @@ import { constants as zlib, createGzip, gzipSync } from 'node:zlib';
 import { AddressInUseError, isAddressInUse, NotFoundError, SweeperError, UsageError } from '../../domain/errors.js';
 import type { Logger } from '../../common/log.js';
 import { isTerminal } from '../../domain/trial-state.js';
+import { Objective } from '../../domain/objective.js';
 import type { SweepRecord } from '../sweeps/state.js';
 import type { SweepService } from '../sweeps/sweep-service.js';
 import { allowedHostsFor, cookieName, DashboardAuth } from './auth.js';
@@ -257,7 +258,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<DashboardH
       const searched = columns.columns.map((c, i) => ({ c, i })).filter(({ c }) => !c.constant);
       const rows = [];
       for (const t of ended) {
-        const value = service.metrics.best(t.id, metric.name, metric.goal);
+        const value = service.metrics.best(t.id, new Objective(metric.name, metric.goal));
         if (value === null) continue;
         const cells = columns.cells(t.params);
         rows.push({ value, cells: searched.map(({ i }) => cells[i]) });

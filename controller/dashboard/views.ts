@@ -11,6 +11,7 @@ import { Float, pyStr } from '../../domain/values.js';
 import type { ParamSpecs } from '../../domain/sweep-config.js';
 import type { SweepRecord, TrialRecord } from '../sweeps/state.js';
 import { isRankable } from '../../domain/trial-state.js';
+import { Objective } from '../../domain/objective.js';
 import type { SweepService, TrialView } from '../sweeps/sweep-service.js';
 
 export interface DashSweep {
@@ -288,7 +289,7 @@ export function listSweeps(service: SweepService): DashSweep[] {
     let best: { value: number | null; trialId: string } = { value: null, trialId: '' };
     if (metric) {
       for (const t of s.trials) {
-        const b = service.metrics.best(t.id, metric.name, metric.goal);
+        const b = service.metrics.best(t.id, new Objective(metric.name, metric.goal));
         if (b !== null && (best.value === null || (metric.goal === 'maximize' ? b > best.value : b < best.value))) best = { value: b, trialId: t.id };
       }
     }
@@ -351,7 +352,7 @@ export function trialDetail(service: SweepService, trial: TrialRecord, now: numb
   if (metric) {
     for (const t of sweep.trials) {
       if (!isRankable(t.state)) continue;
-      const v = service.metrics.best(t.id, metric.name, metric.goal);
+      const v = service.metrics.best(t.id, new Objective(metric.name, metric.goal));
       if (v === null) continue;
       if (best.value === null || better(v, t.number, best.value, best.number)) best = { value: v, trialId: t.id, number: t.number };
       if (ranked && t.id !== trial.id && better(v, t.number, view.bestValue!, trial.number)) rank++;

@@ -16,6 +16,7 @@ import { parseConfig } from '../config/parse.js';
 import type { SweepConfig } from '../../domain/sweep-config.js';
 import { isParsed } from './next-run.js';
 import { createStrategy } from '../strategies/index.js';
+import { askNext } from './ask.js';
 import type { Strategy, TrialObservation, TrialState } from '../strategies/types.js';
 
 export interface AskedTrial {
@@ -76,17 +77,13 @@ export function createOptimizer(config: SweepConfig | Record<string, unknown>, o
       return finishReason;
     },
     ask() {
-      if (parsed.run_cap !== undefined && trials.length >= parsed.run_cap) {
-        finishReason = `run_cap ${parsed.run_cap} reached`;
+      const next = askNext(parsed, strategy, trials);
+      if (next.kind !== 'params') {
+        finishReason = next.kind === 'full' && next.byRunCap ? next.reason : 'search space exhausted';
         return null;
       }
-      const s = strategy.suggest(trials);
-      if (s.kind === 'exhausted') {
-        finishReason = 'search space exhausted';
-        return null;
-      }
-      const trial = add(s.params, 'running', null);
-      return { id: trial.id, params: s.params };
+      const trial = add(next.params, 'running', null);
+      return { id: trial.id, params: next.params };
     },
     tell(target, result) {
       const { state, value } = normalise(result);

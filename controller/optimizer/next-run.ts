@@ -7,6 +7,7 @@ import type { Params } from '../../domain/values.js';
 import { parseConfig } from '../config/parse.js';
 import type { SweepConfig } from '../../domain/sweep-config.js';
 import { createStrategy } from '../strategies/index.js';
+import { askNext } from './ask.js';
 import type { TrialObservation, TrialState } from '../strategies/types.js';
 
 export interface RunSoFar {
@@ -24,7 +25,6 @@ export interface RunSoFar {
  */
 export function nextRun(config: SweepConfig | Record<string, unknown>, runs: readonly RunSoFar[], options: { seed?: number } = {}): Params | null {
   const parsed = isParsed(config) ? config : parseConfig(config).config;
-  if (parsed.run_cap !== undefined && runs.length >= parsed.run_cap) return null;
   const strategy = createStrategy(parsed, { seed: options.seed ?? parsed.seed ?? 0 });
   const observations: TrialObservation[] = runs.map((r, i) => ({
     id: String(i + 1),
@@ -32,8 +32,8 @@ export function nextRun(config: SweepConfig | Record<string, unknown>, runs: rea
     state: r.state ?? 'finished',
     value: r.value ?? null,
   }));
-  const s = strategy.suggest(observations);
-  return s.kind === 'params' ? s.params : null;
+  const next = askNext(parsed, strategy, observations);
+  return next.kind === 'params' ? next.params : null;
 }
 
 export function isParsed(c: SweepConfig | Record<string, unknown>): c is SweepConfig {

@@ -174,6 +174,16 @@ export class MetricIngest {
   private loop: Promise<void> | null = null;
   private stopping = false;
   private wakeLoop: (() => void) | null = null;
+  /** The stream's last sequence when a replaying ingest started, and the highest one handled since. */
+  private replayTarget = 0;
+  private handledThrough = 0;
+  private markCaughtUp: () => void = () => undefined;
+  /**
+   * Resolves once every message the stream held at `start` has been handled (applied, refused
+   * or held for a gap), so the metric store holds what the old controller knew. A model-based
+   * strategy asked before that would read finished trials as valueless.
+   */
+  readonly caughtUp: Promise<void> = new Promise((resolve) => (this.markCaughtUp = resolve));
 
   constructor(opts: MetricIngestOptions) {
     this.nc = opts.nc;
@@ -195,6 +205,11 @@ export class MetricIngest {
     if (this.loop) throw new Error('MetricIngest already started');
     const jsm = await this.nc.jetstreamManager();
     await this.ensureResources(jsm, this.replayAll);
+    if (this.replayAll) {
+      const { state } = await jsm.streams.info(METRICS_STREAM);
+      this.replayTarget = state.messages > 0 ? state.last_seq : 0;
+    }
+    if (this.handledThrough >= this.replayTarget) this.markCaughtUp();
     this.messages = await this.openConsumer();
     this.loop = this.keepConsuming();
   }
@@ -318,6 +333,17 @@ export class MetricIngest {
   }
 
   private handle(m: JsMsg): void {
+    try {
+      this.check(m);
+    } finally {
+      if (m.seq > this.handledThrough) {
+        this.handledThrough = m.seq;
+        if (this.handledThrough >= this.replayTarget) this.markCaughtUp();
+      }
+    }
+  }
+
+  private check(m: JsMsg): void {
     try {
       if (m.data.length > METRIC_LIMITS.maxMessageBytes) return this.reject(m, 'oversized', `${m.data.length} bytes`);
       let raw: unknown;

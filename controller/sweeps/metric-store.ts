@@ -4,6 +4,7 @@
  * metric name rather than a million objects.
  */
 import type { MetricBatch } from '../../common/metrics-wire.js';
+import type { Objective } from '../../domain/objective.js';
 
 class Series {
   steps = new Float64Array(16);
@@ -136,10 +137,12 @@ export class MetricStore {
   }
 
   /** Best value of `metric` over the trial's history per the goal, or null. */
-  best(trialId: string, metric: string, goal: 'minimize' | 'maximize'): number | null {
-    const s = this.trials.get(trialId)?.series.get(metric);
+  /** The trial's best value of the objective's metric, or null when it logged none. */
+  best(trialId: string, objective: Pick<Objective, 'metric' | 'sign'>): number | null {
+    const s = this.trials.get(trialId)?.series.get(objective.metric);
     if (!s || s.length === 0) return null;
-    return goal === 'maximize' ? s.max : s.min;
+    // The series keeps its extremes, so this is `objective.bestOf` without a pass over the values.
+    return objective.sign === -1 ? s.max : s.min;
   }
 
   last(trialId: string, metric: string): { value: number; step: number } | null {

@@ -1,37 +1,52 @@
 /**
  * The controller's core: sweeps, trials and agents, behind plain async methods. The gRPC server
- * is a thin adapter over this class, and it knows nothing of the network itself: events go to an
- * `EventLog`, metrics arrive through `onMetrics`, stop orders leave through `sendControl`.
+ * and the dashboard are thin adapters over this class, and it knows nothing of the network
+ * itself: events go to an `EventLog`, metrics arrive through `onMetrics`, stop orders leave
+ * through `sendControl`.
  *
  * Every state change is appended to the event log first and applied to memory after, so the
- * in-memory view is always something the log can rebuild.
+ * in-memory view is always something the log can rebuild. What the service keeps beside the
+ * event-sourced state is either derived (each sweep's `SweepAggregate`, rebuilt by `rebuild()`
+ * and fed by the metric replay) or liveness that a restart asks for again (agents, stop orders,
+ * the standby: liveness.ts, scheduling.ts).
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { ControlMessage } from '../../common/control-wire.js';
-import { IllegalStateError, NotFoundError, NotHolderError, SweeperError, WrongSweepError } from '../../domain/errors.js';
 import { LatencyHistogram } from '../../common/histogram.js';
 import type { Logger } from '../../common/log.js';
 import { silentLogger } from '../../common/log.js';
 import type { MetricBatch } from '../../common/metrics-wire.js';
-import type { MetricRefusal } from './ingest.js';
-import { DEFAULT_COMMAND } from '../../common/command-template.js';
+import {
+  DEFAULT_HEARTBEAT_TIMEOUT_MS,
+  DEFAULT_MAX_CRASH_RETRIES,
+  DEFAULT_METRIC_WAIT_MS,
+  heartbeatIntervalFor,
+} from '../../domain/defaults.js';
+import { IllegalStateError, NotFoundError, NotHolderError } from '../../domain/errors.js';
+import { trialIdOf } from '../../domain/ids.js';
+import { leafEntries } from '../../domain/params.js';
+import { isRankable, isSweepOver, isTerminal, type SweepState, type TrialState } from '../../domain/trial-state.js';
 import { stringifyTyped } from '../../domain/values.js';
+import { decodeConfig, encodeConfig } from '../config/codec.js';
 import { ConfigError } from '../config/errors.js';
 import { parseConfigText } from '../config/parse.js';
-import { leafEntries } from '../../domain/params.js';
-import type { SweepConfig } from '../../domain/sweep-config.js';
+import { createStrategy } from '../strategies/index.js';
+import type { Strategy } from '../strategies/types.js';
+import { SweepAggregate } from './aggregate.js';
+import { countedTrials } from '../optimizer/ask.js';
 import type { EventLog } from './event-log.js';
 import { countRefusals, logRefusals } from './event-log.js';
+import type { MetricRefusal } from './ingest.js';
+import { AGENT_GRACE, AgentRegistry, heartbeatStops, lostTrials, StopOrders, type StopOrder } from './liveness.js';
 import { MetricStore } from './metric-store.js';
-import type { ControllerEvent, ControllerState, SweepRecord, SweepState, TrialRecord } from './state.js';
+import { crashedToRetry, hasRunning, heldTrials, PAUSED_POLL_MS, Standby, STANDBY_POLL_MS } from './scheduling.js';
+import type { ControllerEvent, ControllerState, SweepRecord, TrialRecord } from './state.js';
 import { applyEvent, emptyState, EVENT_LIMITS, rebuildState } from './state.js';
-import { isRankable, isSweepOver, isTerminal } from '../../domain/trial-state.js';
-import { createStrategy } from '../strategies/index.js';
-import { createStopMonitor, type StopMonitor } from '../stopping/index.js';
-import type { Strategy, TrialObservation, TrialState } from '../strategies/types.js';
-import { decodeConfig, encodeConfig } from '../config/codec.js';
+import { classifyEnd, type TrialCompletion } from './trial-end.js';
 
+export type { StopOrder } from './liveness.js';
+export { classifyEnd, type TrialCompletion } from './trial-end.js';
 
 export interface TrialView {
   id: string;
@@ -86,34 +101,6 @@ export type TrialRequestOutcome =
   | { kind: 'retry'; afterMs: number }
   | { kind: 'done'; reason: string };
 
-export interface TrialCompletion {
-  agentId: string;
-  trialId: string;
-  exitCode: number | null;
-  signal: string;
-  startError: string;
-  stoppedReason: string;
-  stdoutTail: string[];
-  stderrTail: string[];
-  lastMetricSeq: number;
-  argv: string[];
-  /** The agent lost the trial's process (it restarted): the trial crashed. */
-  lostReason?: string;
-  /** Metric points the agent captured from the trial, and how many of those it dropped; absent when it does not say. */
-  metricPoints?: number;
-  droppedPoints?: number;
-  /** The agent's full report was refused; this one is what it could send: the trial failed, for this reason. */
-  reportError?: string;
-}
-
-export interface StopOrder {
-  trialId: string;
-  reason: string;
-  /** 0 kills at once; -1 leaves the agent's own grace period. */
-  graceMs: number;
-}
-
-
 export interface SweepServiceOptions {
   eventLog: EventLog;
   metrics?: MetricStore;
@@ -129,49 +116,35 @@ export interface SweepServiceOptions {
   sendControl?: (agentId: string, message: ControlMessage) => void;
 }
 
-interface AgentInfo {
-  id: string;
-  sweepId: string;
-  hostname: string;
-  pid: number;
-  slots: number;
-  lastSeen: number;
-}
-
 const TARGET_REASON = 'metric.target reached';
-/**
- * Once every trial is handed out, one idle agent per sweep (the standby) is told to wait while
- * trials still run, so a trial that crashes with its agent has someone to run it again; the
- * others are told the sweep is over and exit, freeing whatever they hold (a GPU allocation).
- * The standby runs none of the trials (it must outlive them); an agent running some keeps its
- * free slots asking too, at no cost. It asks every STANDBY_POLL_MS; silent for STANDBY_LOST_MS,
- * another idle agent takes over.
- */
-const STANDBY_POLL_MS = 2000;
-const STANDBY_LOST_MS = 10_000;
 /** Limits on what one sweep may ask of the controller. */
-const MAX_CONFIG_CHARS = 1024 * 1024;
+const MAX_CONFIG_CHARS = EVENT_LIMITS.maxConfigTextChars;
 const MAX_PARAMETERS = 1000;
 /** Room under NATS's default max_payload (1 MiB) for the headers. */
 const MAX_EVENT_BYTES = 1024 * 1024 - 4096;
+/**
+ * How long RequestTrial for a model-based sweep waits for the metric replay of a restarted
+ * controller to catch up before telling the agent to ask again (it is never handed a trial
+ * chosen from half the values).
+ */
+const REPLAY_WAIT_MS = 10_000;
+const REPLAY_RETRY_MS = 1000;
 
 export class SweepService {
   readonly metrics: MetricStore;
   /** Capture-to-controller delay of metric points, for `GetStats` and the ingest benchmark. */
   readonly ingestLag = new LatencyHistogram();
+  readonly heartbeatIntervalMs: number;
+  readonly heartbeatTimeoutMs: number;
   private readonly state: ControllerState = emptyState();
-  private readonly strategies = new Map<string, Strategy>();
-  /** Early stopping per sweep, created with its first metrics; null when it has no rule. */
-  private readonly stopMonitors = new Map<string, StopMonitor | null>();
-  /** Sweeps whose strategy said the space is used up (recomputed after a restart on demand). */
-  private readonly exhausted = new Set<string>();
-  /** Per sweep: the idle agent that waits while trials run, and when it last asked. */
-  private readonly standby = new Map<string, { agentId: string; askedAt: number }>();
-  /** Sweeps where a trial reached `metric.target` (recomputed from metrics after a restart). */
-  private readonly targetReached = new Set<string>();
-  private readonly agents = new Map<string, AgentInfo>();
-  /** Per agent: trial id → why and how to stop it, until the trial ends. */
-  private readonly stopOrders = new Map<string, Map<string, { reason: string; graceMs: number }>>();
+  /** Per sweep: what is derived from its record and its metrics (see aggregate.ts). */
+  private readonly aggregates = new Map<string, SweepAggregate>();
+  private readonly agents = new AgentRegistry();
+  private readonly stopOrders = new StopOrders();
+  private readonly standby: Standby;
+  /** Resolves once the metric store holds the replayed stream (see `awaitMetricReplay`). */
+  private metricReplay: Promise<void> = Promise.resolve();
+  private metricReplayDone = true;
   /** Wall-clock start, for telling live metric points from replayed ones. */
   private readonly liveSince = Date.now();
   /** Start on the service's clock: every agent counts as seen then. */
@@ -180,12 +153,8 @@ export class SweepService {
   private readonly changes = new EventEmitter();
   private readonly log: Logger;
   private readonly now: () => number;
-  readonly heartbeatIntervalMs: number;
-  readonly heartbeatTimeoutMs: number;
   private readonly maxCrashRetries: number;
   private readonly metricWaitMs: number;
-  /** Metric points applied per trial, to hold an ended trial to what its agent declared. */
-  private readonly appliedPoints = new Map<string, number>();
   /** Calls and metric batches refused inside the service, by reason (GetStats shows them). */
   private readonly refused: Record<string, number> = {};
 
@@ -194,11 +163,12 @@ export class SweepService {
     this.log = options.log ?? silentLogger;
     this.now = options.now ?? Date.now;
     this.startedAt = this.now();
-    this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 30_000;
+    this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
     // Several beats must fit in a timeout, or a live agent would be declared dead.
-    this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? Math.min(5000, Math.floor(this.heartbeatTimeoutMs / 4));
-    this.maxCrashRetries = options.maxCrashRetries ?? 1;
-    this.metricWaitMs = options.metricWaitMs ?? 10_000;
+    this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? heartbeatIntervalFor(this.heartbeatTimeoutMs);
+    this.maxCrashRetries = options.maxCrashRetries ?? DEFAULT_MAX_CRASH_RETRIES;
+    this.metricWaitMs = options.metricWaitMs ?? DEFAULT_METRIC_WAIT_MS;
+    this.standby = new Standby(this.maxCrashRetries);
     this.changes.setMaxListeners(0);
   }
 
@@ -211,7 +181,30 @@ export class SweepService {
     // Counted with the service's other refusals, so `refusals()` (GetStats) shows them.
     for (const [reason, n] of Object.entries(countRefusals(skipped))) this.refused[reason] = (this.refused[reason] ?? 0) + n;
     logRefusals(this.log, skipped);
+    this.rebuild();
     this.log.info('state rebuilt from event log', { events: replay.events.length, skipped: skipped.length, sweeps: this.state.sweeps.size });
+  }
+
+  /**
+   * Every derived fact, from the replayed state: one aggregate per sweep, empty of metrics. The
+   * metric replay (`onMetrics`) then fills in values, stop decisions and `metric.target`.
+   */
+  private rebuild(): void {
+    this.aggregates.clear();
+    for (const sweep of this.state.sweeps.values()) this.aggregates.set(sweep.id, SweepAggregate.of(sweep, this.log));
+  }
+
+  /**
+   * The metric replay of a restarted controller: until it resolves, sweeps whose next trial
+   * depends on metric values (bayes, tpe, `metric.target`) hand out no trial, so a replayed
+   * controller proposes exactly what the old one would have.
+   */
+  awaitMetricReplay(caughtUp: Promise<void>): void {
+    this.metricReplayDone = false;
+    this.metricReplay = caughtUp.then(() => {
+      this.metricReplayDone = true;
+      this.log.info('metric replay caught up');
+    });
   }
 
   // ---- sweeps -------------------------------------------------------------------------------
@@ -227,8 +220,8 @@ export class SweepService {
     }
     for (const w of warnings) this.log.warn(`config: ${w.path}: ${w.message}`);
     const seed = config.seed ?? randomInt(0, 2 ** 31);
-    // Building the strategy validates what only it can (grid-only distributions).
-    createStrategy(config, { seed });
+    // Built once: the sweep's aggregate keeps this strategy.
+    const strategy = createStrategy(config, { seed });
     const sweepId = newSweepId();
     const event: ControllerEvent = { type: 'sweep_created', sweepId, at: this.now(), configJson: encodeConfig(config), configText, seed };
     // The event carries the text and its typed JSON; NATS refuses a message over its max_payload
@@ -237,7 +230,7 @@ export class SweepService {
     if (bytes > MAX_EVENT_BYTES) {
       throw new ConfigError([{ path: '', message: `config is too large to store: ${bytes} bytes as an event (text and parsed form); the limit is ${MAX_EVENT_BYTES}` }]);
     }
-    await this.commit(event, `${sweepId}:created`);
+    await this.commit(event, `${sweepId}:created`, strategy);
     const sweep = this.requireSweep(sweepId);
     this.log.info('sweep created', { sweep: sweepId, method: config.method, seed });
     return sweep;
@@ -297,34 +290,14 @@ export class SweepService {
 
   registerAgent(req: { agentId: string; sweepId: string; hostname: string; pid: number; slots: number }) {
     const sweep = this.requireSweep(req.sweepId);
-    if (!/^[A-Za-z0-9_-]{1,100}$/.test(req.agentId)) throw new SweeperError(`invalid agent id '${req.agentId}'`);
-    this.agents.set(req.agentId, {
-      id: req.agentId,
-      sweepId: req.sweepId,
-      hostname: req.hostname,
-      pid: req.pid,
-      slots: Math.max(1, req.slots || 1),
-      lastSeen: this.now(),
-    });
+    this.agents.register({ id: req.agentId, sweepId: req.sweepId, hostname: req.hostname, pid: req.pid, slots: req.slots, lastSeen: this.now() });
     this.log.info('agent registered', { agent: req.agentId, sweep: req.sweepId, host: req.hostname });
     return {
-      heldTrials: this.heldTrials(sweep, req.agentId),
-      command: sweep.config.command ?? DEFAULT_COMMAND,
-      program: sweep.config.program ?? '',
+      heldTrials: heldTrials(sweep, req.agentId),
+      command: this.requireAggregate(sweep.id).command,
+      program: this.requireAggregate(sweep.id).program,
       sweepState: sweep.state,
     };
-  }
-
-  /**
-   * The registered agent, or a refusal: an agent must register (again, after a controller
-   * restart) before it is handed or may report trials, and only for the sweep it registered for.
-   */
-  private requireAgent(agentId: string, sweepId: string): AgentInfo {
-    const agent = this.agents.get(agentId);
-    // Typed errors: the API adapter counts each refusal by its type (unknown_agent, wrong_sweep).
-    if (!agent) throw new NotFoundError('agent', agentId);
-    if (agent.sweepId !== sweepId) throw new WrongSweepError(`agent '${agentId}' registered for sweep '${agent.sweepId}', not '${sweepId}'`);
-    return agent;
   }
 
   heartbeat(req: { agentId: string; sweepId: string; runningTrialIds: string[] }): {
@@ -335,24 +308,7 @@ export class SweepService {
     const sweep = this.requireSweep(req.sweepId);
     const agent = this.agents.get(req.agentId);
     if (agent) agent.lastSeen = this.now();
-    const orders = this.stopOrders.get(req.agentId);
-    const stop: StopOrder[] = [];
-    for (const id of req.runningTrialIds) {
-      const order = orders?.get(id);
-      if (order !== undefined) {
-        stop.push({ trialId: id, ...order });
-        continue;
-      }
-      // What the agent runs but we do not count as its running trial must stop: a trial we
-      // declared crashed while the agent was cut off (its parameters may already run elsewhere),
-      // or one of a sweep stopped while the controller was down.
-      const trial = this.state.trials.get(id);
-      if (!trial || trial.agentId !== req.agentId || trial.state !== 'running') {
-        stop.push({ trialId: id, reason: `trial is ${trial ? trial.state : 'unknown'} on the controller`, graceMs: -1 });
-      } else if (isSweepOver(sweep.state)) {
-        stop.push({ trialId: id, reason: `sweep ${sweep.state}`, graceMs: sweep.state === 'cancelled' ? 0 : -1 });
-      }
-    }
+    const stop = heartbeatStops(sweep, req.agentId, req.runningTrialIds, this.state.trials, this.stopOrders);
     return { sweepState: sweep.state, stop, unknownAgent: !agent };
   }
 
@@ -362,70 +318,64 @@ export class SweepService {
    * more than once. After a restart every agent gets a full timeout to reconnect.
    */
   async reapLostTrials(): Promise<number> {
-    const now = this.now();
-    let reaped = 0;
-    for (const sweep of this.state.sweeps.values()) {
-      for (const trial of sweep.trials) {
-        if (trial.state !== 'running') continue;
-        const lastSeen = Math.max(this.agents.get(trial.agentId)?.lastSeen ?? 0, this.startedAt, trial.startedAt);
-        if (now - lastSeen <= this.heartbeatTimeoutMs) continue;
-        const reason = `agent ${trial.agentId} sent no heartbeat for ${Math.round((now - lastSeen) / 1000)}s`;
-        await this.endTrial(trial, 'crashed', reason, { exitCode: null, signal: '', argv: [], stdoutTail: [], stderrTail: [] });
-        reaped++;
-      }
+    const lost = [...lostTrials(this.state.sweeps.values(), this.agents, { now: this.now(), startedAt: this.startedAt, timeoutMs: this.heartbeatTimeoutMs })];
+    for (const { trial, reason } of lost) {
+      await this.endTrial(trial, 'crashed', reason, { exitCode: null, signal: '', argv: [], stdoutTail: [], stderrTail: [] });
     }
-    return reaped;
+    return lost.length;
   }
 
   /**
    * Hand the agent its next trial. Serialised per sweep so that concurrent agents never get the
    * same trial number or the same grid point.
    */
-  requestTrial(agentId: string, sweepId: string): Promise<TrialRequestOutcome> {
+  async requestTrial(agentId: string, sweepId: string): Promise<TrialRequestOutcome> {
+    const aggregate = this.requireAggregate(sweepId);
+    if (aggregate.readsValues && !this.metricReplayDone && !(await this.replayCaughtUp())) {
+      this.agents.require(agentId, sweepId).lastSeen = this.now();
+      return { kind: 'retry', afterMs: REPLAY_RETRY_MS };
+    }
     return this.withLock(sweepId, async () => {
-      const sweep = this.requireSweep(sweepId);
+      const sweep = aggregate.record;
       // An agent known from before a controller restart is told to register again first.
-      const agent = this.requireAgent(agentId, sweepId);
+      const agent = this.agents.require(agentId, sweepId);
       agent.lastSeen = this.now();
-      const command = sweep.config.command ?? DEFAULT_COMMAND;
-      const program = sweep.config.program ?? '';
+      const { command, program } = aggregate;
       // An agent that asks again while holding as many trials as it has slots lost our answer
       // (or reconnected): give it back what it holds rather than a second trial.
-      const held = this.heldTrials(sweep, agentId);
-      if (held.length >= (agent?.slots ?? 1)) return { kind: 'trial', trial: held[0], command, program };
+      const held = heldTrials(sweep, agentId);
+      if (held.length >= agent.slots) return { kind: 'trial', trial: held[0], command, program };
 
       if (isSweepOver(sweep.state)) return { kind: 'done', reason: `sweep ${sweep.state}` };
-      if (this.targetReached.has(sweep.id)) {
+      if (aggregate.targetReached) {
         await this.finishIfIdle(sweep, TARGET_REASON);
         return { kind: 'done', reason: TARGET_REASON };
       }
-      if (sweep.state === 'paused') return { kind: 'retry', afterMs: 2000 };
+      if (sweep.state === 'paused') return { kind: 'retry', afterMs: PAUSED_POLL_MS };
 
-      const strategy = this.strategyFor(sweep);
       // Crashed trials were lost to their agent, not to their parameters: run those again first.
-      const retry = this.crashedToRetry(sweep);
+      const retry = crashedToRetry(sweep, this.maxCrashRetries);
       if (retry) return { kind: 'trial', trial: await this.createTrial(sweep, agentId, retry.paramsJson, retry.id), command, program };
-      const limit = trialLimit(sweep, strategy);
-      if (limit !== undefined && countedTrials(sweep) >= limit) {
-        await this.finishIfIdle(sweep, this.limitReason(sweep, strategy));
-        if (this.standsBy(sweep, agentId)) return { kind: 'retry', afterMs: STANDBY_POLL_MS };
-        return { kind: 'done', reason: 'no more trials to run' };
-      }
-      const suggestion = strategy.suggest(observations(sweep, this.metrics));
-      if (suggestion.kind === 'exhausted') {
-        this.exhausted.add(sweep.id);
-        await this.finishIfIdle(sweep, 'grid exhausted');
-        if (this.standsBy(sweep, agentId)) return { kind: 'retry', afterMs: STANDBY_POLL_MS };
-        return { kind: 'done', reason: 'search space exhausted' };
-      }
-      const trial = await this.createTrial(sweep, agentId, stringifyTyped(suggestion.params));
-      return { kind: 'trial', trial, command, program };
+      const next = aggregate.ask(this.metrics);
+      if (next.kind === 'params') return { kind: 'trial', trial: await this.createTrial(sweep, agentId, stringifyTyped(next.params)), command, program };
+      await this.finishIfIdle(sweep, next.kind === 'full' ? next.reason : 'grid exhausted');
+      if (this.standby.standsBy(sweep, agentId, this.now())) return { kind: 'retry', afterMs: STANDBY_POLL_MS };
+      return { kind: 'done', reason: next.kind === 'full' ? 'no more trials to run' : 'search space exhausted' };
     });
+  }
+
+  /** Waits (boundedly) for the metric replay; false when it is still behind. */
+  private async replayCaughtUp(): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, REPLAY_WAIT_MS)));
+    await Promise.race([this.metricReplay, timeout]);
+    clearTimeout(timer);
+    return this.metricReplayDone;
   }
 
   private async createTrial(sweep: SweepRecord, agentId: string, paramsJson: string, retryOf?: string): Promise<TrialRecord> {
     const number = sweep.trials.length + 1;
-    const trialId = `${sweep.id}-${number}`;
+    const trialId = trialIdOf(sweep.id, number);
     await this.commit(
       {
         type: 'trial_created',
@@ -444,41 +394,10 @@ export class SweepService {
     return trial;
   }
 
-  /** Whether this idle agent is (or now becomes) the sweep's standby; see STANDBY_POLL_MS. */
-  private standsBy(sweep: SweepRecord, agentId: string): boolean {
-    if (this.maxCrashRetries <= 0 || isSweepOver(sweep.state) || !sweep.trials.some((t) => t.state === 'running')) {
-      this.standby.delete(sweep.id);
-      return false;
-    }
-    if (sweep.trials.some((t) => t.state === 'running' && t.agentId === agentId)) return true;
-    const now = this.now();
-    const current = this.standby.get(sweep.id);
-    if (current && current.agentId !== agentId && now - current.askedAt < STANDBY_LOST_MS) return false;
-    this.standby.set(sweep.id, { agentId, askedAt: now });
-    return true;
-  }
-
-  /** The oldest crashed trial whose parameters have crashed at most maxCrashRetries times and never ran otherwise. */
-  private crashedToRetry(sweep: SweepRecord): TrialRecord | undefined {
-    if (this.maxCrashRetries <= 0 || !sweep.trials.some((t) => t.state === 'crashed')) return undefined;
-    const attempts = new Map<string, { crashed: number; other: number }>();
-    for (const t of sweep.trials) {
-      const a = attempts.get(t.paramsJson) ?? { crashed: 0, other: 0 };
-      if (t.state === 'crashed') a.crashed++;
-      else a.other++;
-      attempts.set(t.paramsJson, a);
-    }
-    return sweep.trials.find((t) => {
-      if (t.state !== 'crashed') return false;
-      const a = attempts.get(t.paramsJson)!;
-      return a.other === 0 && a.crashed <= this.maxCrashRetries;
-    });
-  }
-
   async completeTrial(c: TrialCompletion): Promise<TrialState> {
     const trial = this.state.trials.get(c.trialId);
     if (!trial) throw new NotFoundError('trial', c.trialId);
-    this.requireAgent(c.agentId, trial.sweepId).lastSeen = this.now();
+    this.agents.require(c.agentId, trial.sweepId).lastSeen = this.now();
     if (trial.agentId !== c.agentId) throw new NotHolderError(c.agentId, trial.id, trial.agentId);
     if (isTerminal(trial.state)) return trial.state;
     // The agent flushed its metrics to JetStream before reporting; wait until they are ingested
@@ -489,7 +408,7 @@ export class SweepService {
     }
     const { state, reason } = classifyEnd(c);
     await this.endTrial(trial, state, reason, c);
-    const missing = this.trialView(trial).missingPoints;
+    const missing = this.requireAggregate(trial.sweepId).missingPoints(trial);
     if (missing > 0) this.log.warn('trial ended with metric points missing', { trial: trial.id, missing, declared: c.metricPoints });
     return trial.state;
   }
@@ -522,18 +441,17 @@ export class SweepService {
         },
         `${trial.id}:ended`,
       );
-      this.stopOrders.get(trial.agentId)?.delete(trial.id);
-      this.stopMonitors.get(trial.sweepId)?.ended(trial.id, state);
+      this.stopOrders.settle(trial);
+      const aggregate = this.requireAggregate(trial.sweepId);
+      aggregate.stopMonitor?.ended(trial.id, state);
       this.log.info('trial ended', { trial: trial.id, state, reason: reason || undefined });
-      const sweep = this.requireSweep(trial.sweepId);
-      const strategy = this.strategyFor(sweep);
-      const limit = trialLimit(sweep, strategy);
-      if (this.targetReached.has(sweep.id)) return this.finishIfIdle(sweep, TARGET_REASON);
+      const sweep = aggregate.record;
+      if (aggregate.targetReached) return this.finishIfIdle(sweep, TARGET_REASON);
       // A crash leaves work to redo (its retry), so it never finishes the sweep by itself.
-      if (state === 'crashed' && this.crashedToRetry(sweep)) return;
-      if (this.exhausted.has(sweep.id) || (limit !== undefined && countedTrials(sweep) >= limit)) {
-        await this.finishIfIdle(sweep, this.exhausted.has(sweep.id) ? 'grid exhausted' : this.limitReason(sweep, strategy));
-      }
+      if (state === 'crashed' && crashedToRetry(sweep, this.maxCrashRetries)) return;
+      const limit = aggregate.limit;
+      if (aggregate.exhausted) await this.finishIfIdle(sweep, 'grid exhausted');
+      else if (limit !== undefined && countedTrialsOf(sweep) >= limit) await this.finishIfIdle(sweep, aggregate.fullReason);
     });
   }
 
@@ -551,32 +469,25 @@ export class SweepService {
     return null;
   }
 
-  /**
-   * A batch the ingest validated and ordered. An ended trial takes only what it ran with: up to
-   * the points its agent declared at the end (the rest of a shortfall, published later from a
-   * spool), or, declared crashed, points captured before that moment; a zombie's later points are
-   * refused. Both tests read only the batch and the final state, so replay decides the same.
-   */
+  /** A batch the ingest validated and ordered (see `SweepAggregate.refuseAfterEnd` for ended trials). */
   onMetrics(batch: MetricBatch): MetricRefusal | void {
     const trial = this.state.trials.get(batch.trialId);
-    if (trial && isTerminal(trial.state)) {
-      const applied = this.appliedPoints.get(trial.id) ?? 0;
-      if (trial.declaredPoints !== null ? applied + batch.points.length > trial.declaredPoints - trial.droppedPoints : batch.points.some((p) => p.t > trial.endedAt)) {
-        return 'after_end';
-      }
+    const aggregate = trial && this.aggregates.get(trial.sweepId);
+    if (trial && aggregate) {
+      const refused = aggregate.refuseAfterEnd(trial, batch);
+      if (refused) return refused;
+      aggregate.recordApplied(trial.id, batch.points.length);
     }
-    if (trial) this.appliedPoints.set(trial.id, (this.appliedPoints.get(trial.id) ?? 0) + batch.points.length);
     this.metrics.apply(batch);
-    const monitor = trial && this.stopMonitorFor(trial.sweepId);
-    if (trial && monitor) {
-      for (const d of monitor.update(trial.id, trial.state, this.metrics.get(trial.id)?.series.get(monitor.metric))) {
+    if (trial && aggregate) {
+      for (const d of aggregate.stopDecisions(trial, this.metrics)) {
         const target = this.state.trials.get(d.trialId);
         if (target?.state !== 'running') continue;
         this.log.info('stopping trial early', { trial: target.id, reason: d.reason });
         this.orderStop(target, d.reason);
       }
+      this.checkTarget(aggregate, trial);
     }
-    if (trial) this.checkTarget(trial);
     // Lag is measured on points captured since this controller started: replayed history would
     // swamp it with old timestamps.
     const now = Date.now();
@@ -589,19 +500,14 @@ export class SweepService {
    * started and the sweep finishes when the running ones end. Replayed metrics find it again
    * after a restart.
    */
-  private checkTarget(trial: TrialRecord): void {
-    const sweep = this.state.sweeps.get(trial.sweepId);
-    const metric = sweep?.config.metric;
-    if (!sweep || metric?.target === undefined || this.targetReached.has(sweep.id)) return;
-    const best = this.metrics.best(trial.id, metric.name, metric.goal);
-    if (best === null) return;
-    if (metric.goal === 'maximize' ? best >= metric.target : best <= metric.target) {
-      this.targetReached.add(sweep.id);
-      this.log.info('metric target reached', { sweep: sweep.id, trial: trial.id, value: best, target: metric.target });
-      void this.withLock(sweep.id, () => this.finishIfIdle(sweep, TARGET_REASON)).catch((err) =>
-        this.log.warn('could not finish the sweep', { sweep: sweep.id, error: String(err) }),
-      );
-    }
+  private checkTarget(aggregate: SweepAggregate, trial: TrialRecord): void {
+    const reached = aggregate.checkTarget(trial, this.metrics);
+    if (!reached) return;
+    const sweep = aggregate.record;
+    this.log.info('metric target reached', { sweep: sweep.id, trial: trial.id, ...reached });
+    void this.withLock(sweep.id, () => this.finishIfIdle(sweep, TARGET_REASON)).catch((err) =>
+      this.log.warn('could not finish the sweep', { sweep: sweep.id, error: String(err) }),
+    );
   }
 
   counts(): { sweeps: number; trials: number } {
@@ -626,12 +532,11 @@ export class SweepService {
    * goal, then the rest by number. Only the first get a rank.
    */
   leaderboard(sweep: SweepRecord): TrialView[] {
-    const metric = sweep.config.metric;
+    const objective = this.requireAggregate(sweep.id).objective;
     const views = sweep.trials.map((t) => this.trialView(t, sweep));
-    const sign = metric?.goal === 'maximize' ? -1 : 1;
     const ranked = (v: TrialView) => v.bestValue !== null && isRankable(v.state);
     views.sort((a, b) => {
-      if (ranked(a) && ranked(b)) return sign * (a.bestValue! - b.bestValue!) || a.number - b.number;
+      if (ranked(a) && ranked(b)) return (objective ? objective.compare(a.bestValue!, b.bestValue!) : a.bestValue! - b.bestValue!) || a.number - b.number;
       if (ranked(a)) return -1;
       if (ranked(b)) return 1;
       return a.number - b.number;
@@ -642,9 +547,10 @@ export class SweepService {
   }
 
   trialView(t: TrialRecord, sweep: SweepRecord = this.requireSweep(t.sweepId)): TrialView {
-    const metric = sweep.config.metric;
-    const best = metric ? this.metrics.best(t.id, metric.name, metric.goal) : null;
-    const last = metric ? this.metrics.last(t.id, metric.name) : null;
+    const aggregate = this.requireAggregate(sweep.id);
+    const objective = aggregate.objective;
+    const best = objective ? this.metrics.best(t.id, objective) : null;
+    const last = objective ? this.metrics.last(t.id, objective.metric) : null;
     const tm = this.metrics.get(t.id);
     const gpuIndex = this.metrics.last(t.id, 'system/gpu.index');
     return {
@@ -668,7 +574,7 @@ export class SweepService {
       gpu: gpuIndex === null ? '' : String(gpuIndex.value),
       gpuUtil: this.metrics.last(t.id, 'system/gpu.util')?.value ?? null,
       gpuMemoryMb: this.metrics.last(t.id, 'system/gpu.memory_mb')?.value ?? null,
-      missingPoints: t.declaredPoints === null ? 0 : Math.max(0, t.declaredPoints - t.droppedPoints - (this.appliedPoints.get(t.id) ?? 0)),
+      missingPoints: aggregate.missingPoints(t),
       droppedPoints: t.droppedPoints,
     };
   }
@@ -678,8 +584,6 @@ export class SweepService {
     for (const t of sweep.trials) counts[t.state] = (counts[t.state] ?? 0) + 1;
     const best = board.find((v) => v.rank > 0);
     const cutoff = this.now() - Math.max(30_000, this.heartbeatIntervalMs * 3);
-    let activeAgents = 0;
-    for (const a of this.agents.values()) if (a.sweepId === sweep.id && a.lastSeen >= cutoff) activeAgents++;
     return {
       id: sweep.id,
       name: sweep.config.name ?? '',
@@ -689,7 +593,7 @@ export class SweepService {
       seed: sweep.seed,
       metricName: sweep.config.metric?.name ?? '',
       metricGoal: sweep.config.metric?.goal ?? '',
-      trialLimit: trialLimit(sweep, this.strategyFor(sweep)) ?? 0,
+      trialLimit: this.requireAggregate(sweep.id).limit ?? 0,
       trialCount: sweep.trials.length,
       stateCounts: counts,
       bestValue: best?.bestValue ?? null,
@@ -697,7 +601,7 @@ export class SweepService {
       createdAt: sweep.createdAt,
       finishedAt: sweep.finishedAt,
       finishReason: sweep.finishReason,
-      activeAgents,
+      activeAgents: this.agents.activeCount(sweep.id, cutoff),
     };
   }
 
@@ -709,14 +613,18 @@ export class SweepService {
 
   /** True once the sweep will never change again. */
   isSettled(sweep: SweepRecord): boolean {
-    return isSweepOver(sweep.state) && !sweep.trials.some((t) => t.state === 'running');
+    return isSweepOver(sweep.state) && !hasRunning(sweep);
   }
 
   // ---- internals ----------------------------------------------------------------------------
 
-  private async commit(event: ControllerEvent, id: string): Promise<void> {
+  /** Append, then apply; a new sweep gets its aggregate (with the strategy `createSweep` built). */
+  private async commit(event: ControllerEvent, id: string, strategy?: Strategy): Promise<void> {
     await this.options.eventLog.append(event, id);
     applyEvent(this.state, event, decodeConfig);
+    if (event.type === 'sweep_created' && !this.aggregates.has(event.sweepId)) {
+      this.aggregates.set(event.sweepId, SweepAggregate.of(this.requireSweep(event.sweepId), this.log, strategy));
+    }
     this.emitChange(event.sweepId);
   }
 
@@ -731,56 +639,26 @@ export class SweepService {
 
   private async finishIfIdle(sweep: SweepRecord, reason: string): Promise<void> {
     if (sweep.state !== 'running' && sweep.state !== 'paused') return;
-    if (sweep.trials.some((t) => t.state === 'running')) return;
+    if (hasRunning(sweep)) return;
     await this.setSweepState(sweep, 'finished', reason);
   }
 
-  private limitReason(sweep: SweepRecord, strategy: Strategy): string {
-    const cap = sweep.config.run_cap;
-    const size = strategy.size();
-    return cap !== undefined && (size === undefined || cap <= size) ? `run_cap ${cap} reached` : 'grid exhausted';
-  }
-
-  /** `graceMs` 0 kills at once; -1 leaves the agent's own grace period. */
-  private orderStop(trial: TrialRecord, reason: string, graceMs = -1): void {
-    let orders = this.stopOrders.get(trial.agentId);
-    if (!orders) this.stopOrders.set(trial.agentId, (orders = new Map()));
-    orders.set(trial.id, { reason, graceMs });
-    this.options.sendControl?.(trial.agentId, { type: 'stop', trialId: trial.id, reason, graceMs });
-  }
-
-  private heldTrials(sweep: SweepRecord, agentId: string): TrialRecord[] {
-    return sweep.trials.filter((t) => t.agentId === agentId && t.state === 'running');
-  }
-
-  private stopMonitorFor(sweepId: string): StopMonitor | null {
-    let m = this.stopMonitors.get(sweepId);
-    if (m === undefined) {
-      try {
-        m = createStopMonitor(this.requireSweep(sweepId).config);
-      } catch (err) {
-        // The parser validated the config; a rule that still refuses it must not stop ingest.
-        this.log.warn('early stopping disabled for this sweep', { sweep: sweepId, error: String(err) });
-        m = null;
-      }
-      this.stopMonitors.set(sweepId, m);
-    }
-    return m;
-  }
-
-  private strategyFor(sweep: SweepRecord): Strategy {
-    let s = this.strategies.get(sweep.id);
-    if (!s) {
-      s = createStrategy(sweep.config, { seed: sweep.seed });
-      this.strategies.set(sweep.id, s);
-    }
-    return s;
+  /** `graceMs` 0 kills at once; AGENT_GRACE (-1) leaves the agent's own grace period. */
+  private orderStop(trial: TrialRecord, reason: string, graceMs = AGENT_GRACE): void {
+    const order = this.stopOrders.add(trial, reason, graceMs);
+    this.options.sendControl?.(trial.agentId, { type: 'stop', ...order });
   }
 
   private requireSweep(sweepId: string): SweepRecord {
     const s = this.state.sweeps.get(sweepId);
     if (!s) throw new NotFoundError('sweep', sweepId);
     return s;
+  }
+
+  private requireAggregate(sweepId: string): SweepAggregate {
+    const a = this.aggregates.get(sweepId);
+    if (!a) throw new NotFoundError('sweep', sweepId);
+    return a;
   }
 
   private withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
@@ -796,51 +674,8 @@ export class SweepService {
 }
 
 /** Trials that count toward run_cap and the grid's size: all but the crashed, which get retried. */
-function countedTrials(sweep: SweepRecord): number {
-  let n = 0;
-  for (const t of sweep.trials) if (t.state !== 'crashed') n++;
-  return n;
-}
-
-/** run_cap or the grid's size, whichever is smaller; undefined when unbounded. */
-export function trialLimit(sweep: SweepRecord, strategy: Strategy): number | undefined {
-  const size = strategy.size();
-  const cap = sweep.config.run_cap;
-  if (size === undefined) return cap;
-  return cap === undefined ? size : Math.min(cap, size);
-}
-
-function observations(sweep: SweepRecord, metrics: MetricStore): TrialObservation[] {
-  const metric = sweep.config.metric;
-  return sweep.trials.map((t) => ({
-    id: t.id,
-    params: t.params,
-    state: t.state,
-    value: metric ? metrics.best(t.id, metric.name, metric.goal) : null,
-  }));
-}
-
-/** A trial that died of CUDA running out of memory, recognised from its stderr (PyTorch, TF, JAX, raw CUDA). */
-const GPU_OOM = /CUDA out of memory|OutOfMemoryError|CUDA error: out of memory|CUBLAS_STATUS_ALLOC_FAILED|cudaErrorMemoryAllocation|RESOURCE_EXHAUSTED: Out of memory/;
-
-/** The end state of a trial from what its agent reported. */
-export function classifyEnd(
-  c: Pick<TrialCompletion, 'exitCode' | 'signal' | 'startError' | 'stoppedReason' | 'stderrTail' | 'lostReason' | 'reportError'>,
-): {
-  state: TrialState;
-  reason: string;
-} {
-  if (c.lostReason) return { state: 'crashed', reason: c.lostReason };
-  if (c.reportError) return { state: 'failed', reason: c.reportError };
-  if (c.stoppedReason) return { state: 'stopped', reason: c.stoppedReason };
-  if (c.startError) return { state: 'failed', reason: `could not start: ${c.startError}` };
-  if (c.exitCode === 0) return { state: 'finished', reason: '' };
-  // Out of GPU memory is the commonest failure on GPU hosts and says what to change.
-  const oom = c.stderrTail.find((l) => GPU_OOM.test(l));
-  if (oom) return { state: 'failed', reason: `out of GPU memory: ${oom.trim().slice(0, 300)}` };
-  const lastErr = [...c.stderrTail].reverse().find((l) => l.trim() !== '');
-  const how = c.signal ? `killed by ${c.signal}` : `exit code ${c.exitCode}`;
-  return { state: 'failed', reason: lastErr ? `${how}: ${lastErr.trim().slice(0, 300)}` : how };
+function countedTrialsOf(sweep: SweepRecord): number {
+  return countedTrials(sweep.trials);
 }
 
 function newSweepId(): string {

@@ -17,6 +17,7 @@ import { startController } from '../../controller/controller.js';
 import { startDashboard } from '../../controller/dashboard/server.js';
 import { REPO_ROOT, spawnCli } from '../fixtures/cli.js';
 import { startTestNats } from '../fixtures/nats.js';
+import { Objective } from '../../domain/objective.js';
 
 const CHROMIUM = process.env.SWEEPER_CHROMIUM ?? '/usr/bin/chromium';
 const BROWSER_FLAGS = [
@@ -230,7 +231,7 @@ describe('the dashboard during a real sweep', () => {
     );
     const kept = await visibleIds(page);
     const xOf = new Map(sweep.trials.map((t) => [t.id, Number(t.params.x)]));
-    const valued = sweep.trials.filter((t) => controller.service.metrics.best(t.id, 'loss', 'minimize') !== null);
+    const valued = sweep.trials.filter((t) => controller.service.metrics.best(t.id, new Objective('loss')) !== null);
     const expected = valued.filter((t) => xOf.get(t.id)! >= brushes[0].from && xOf.get(t.id)! <= brushes[0].to).map((t) => t.id);
     expect(kept.sort()).toEqual(expected.sort());
     expect(kept.length).toBeLessThan(sweep.trials.length);
