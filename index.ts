@@ -10,7 +10,8 @@ export type { SweepConfig, ParamSpec, LeafParam, NestedParam, ConfigIssue, Parse
 export { createStrategy } from './controller/strategies/index.js';
 export type { Strategy, Suggestion, TrialObservation, TrialState } from './controller/strategies/types.js';
 export { nextRun } from './controller/optimizer/next-run.js';
-export { stopRuns, stopDecisions, createStoppingRule, type RunForStopping, type StopDecision, type StoppingRule, type StoppingConfig } from './controller/stopping/index.js';
+export { createStoppingRule, type StopDecision, type StoppingRule, type StoppingConfig } from './controller/stopping/index.js';
+export { stopRuns, stopDecisions, type RunForStopping } from './controller/optimizer/stop-runs.js';
 export type { RunSoFar } from './controller/optimizer/next-run.js';
 export { createOptimizer, TellError } from './controller/optimizer/ask-tell.js';
 export type { Optimizer, OptimizerOptions, AskedTrial, TellResult } from './controller/optimizer/ask-tell.js';

@@ -7,28 +7,38 @@
  *   any → failed                                      (an error it cannot recover from)
  * Shutdown is two-stage: the first `shutdown()` stops taking work and gives the running trial its
  * grace period (SIGTERM, then SIGKILL); a second one kills it at once.
+ *
+ * Each trial has one AbortController, aborted with a typed StopReason (stop-reason.ts) whoever
+ * stops it; the reason is what the controller is told. Heartbeats and GPU samples run one at a
+ * time (one-in-flight.ts), so a slow controller never has a pile of them in flight.
  */
-import { randomBytes } from 'node:crypto';
 import { hostname as osHostname } from 'node:os';
+import { isLoopbackHost } from '../common/net.js';
 import * as grpc from '@grpc/grpc-js';
 import type { NatsConnection, Subscription } from 'nats';
 import { Events, nkeys } from 'nats';
-import { ApiError, SweeperClient, sleep, withRetry, type ClientSecurity } from '../common/api-client.js';
+import { ApiError, SweeperClient, sleep, withRetry } from '../common/api-client.js';
 import type { ApiAssignment, ApiCompleteTrialRequest, ApiRegisterAgentResponse } from '../common/api-types.js';
 import { agentInboxPrefix, controlMessageSchema, controlSubject } from '../common/control-wire.js';
-import { SweeperError, UsageError } from '../domain/errors.js';
+import { DEFAULT_HEARTBEAT_TIMEOUT_MS, heartbeatIntervalFor } from '../domain/defaults.js';
+import { coerceError, IllegalStateError, SweeperError, UsageError } from '../domain/errors.js';
 import type { Logger } from '../common/log.js';
 import { connectNats } from '../common/nats-connect.js';
 import { formatCreds, parseCreds } from '../common/nats-jwt.js';
 import type { Params } from '../domain/values.js';
 import { parseTypedJson } from '../domain/values.js';
+import { compileAgentOptions, type AgentConfig, type AgentOptions } from './agent-options.js';
 import { buildCommand, CommandError } from './command.js';
 import type { Slot } from './gpus.js';
 import { sampleGpus } from './gpus.js';
+import { OneInFlight } from './one-in-flight.js';
 import { MetricPublisher } from './publisher.js';
 import { MetricSpool, type RecoveredTrial, type SpoolIdentity } from './spool.js';
+import { orderedStop, SHUTDOWN, stopText, type StopReason } from './stop-reason.js';
 import type { TrialProcess, TrialResult } from './trial-process.js';
 import { startTrial } from './trial-process.js';
+
+export type { AgentConfig, AgentOptions } from './agent-options.js';
 
 export type AgentState = 'initialized' | 'running' | 'stopping' | 'stopped' | 'failed';
 
@@ -40,47 +50,6 @@ const TRANSITIONS: Record<AgentState, readonly AgentState[]> = {
   failed: [],
 };
 
-export interface AgentOptions {
-  sweepId: string;
-  /** `host:port` of the controller's gRPC API. */
-  controller: string;
-  /** API token and TLS settings for the controller. */
-  security?: ClientSecurity;
-  /** Overrides the NATS URL the controller advertises. */
-  natsUrl?: string;
-  natsUser?: string;
-  natsPass?: string;
-  natsToken?: string;
-  /** Exit after this many trials. */
-  count?: number;
-  /** Stable identity; a restarted agent under the same id is never handed a duplicate. */
-  agentId?: string;
-  /** Directory trials run in; `program` is resolved against it. */
-  cwd: string;
-  /** SIGTERM-to-SIGKILL grace when a trial is stopped. */
-  graceMs?: number;
-  /** Where trials run, one at a time each: GPUs (with --gpus) or plain slots (--parallel). Default: one plain slot. */
-  slots?: Slot[];
-  /** How often GPU metrics are sampled while trials run. Default 5 s. */
-  gpuSampleMs?: number;
-  /**
-   * Flapping protection, as W&B's agent has: this many failed trials in a row within the agent's
-   * first minute stop the agent (a broken program or environment). Default 5; 0 disables it.
-   */
-  maxInitialFailures?: number;
-  /**
-   * The host's metric spool folder (spool.ts): points read from trials are journaled there until
-   * JetStream has them, and journals left by dead agents of the sweep are published. None: memory only.
-   */
-  spoolDir?: string;
-  /**
-   * Give up when the controller has not answered for this long (--controller-timeout): stop the
-   * trials as on a shutdown and fail with ControllerUnreachableError. Undefined or 0: retry forever.
-   */
-  controllerTimeoutMs?: number;
-  log: Logger;
-}
-
 /**
  * After the first shutdown signal and the trials' grace, how long the agent still waits for NATS
  * to take its last points and for the controller to take its reports. Past it (or at a second
@@ -91,6 +60,9 @@ const SHUTDOWN_PATIENCE_MS = 15_000;
 
 /** How often a running agent looks for journals that dead agents of its host left in the spool. */
 const ADOPT_INTERVAL_MS = 10_000;
+
+/** The window of the agent's first trials in which failing ones count as flapping (maxInitialFailures). */
+const FLAPPING_WINDOW_MS = 60_000;
 
 /** The agent stopped itself because its first trials kept failing. */
 export class AgentFlappingError extends UsageError {}
@@ -105,8 +77,15 @@ export interface AgentSummary {
   reason: string;
 }
 
+/** A trial this agent runs: its process, and the controller whose abort reason says why it was stopped. */
+interface RunningTrial {
+  readonly proc: TrialProcess;
+  readonly stop: AbortController;
+}
+
 export class Agent {
   readonly agentId: string;
+  private readonly config: AgentConfig;
   private currentState: AgentState = 'initialized';
   private readonly client: SweeperClient;
   private readonly log: Logger;
@@ -118,17 +97,18 @@ export class Agent {
   private spool?: MetricSpool;
   private controlSub?: Subscription;
   private heartbeatTimer?: NodeJS.Timeout;
-  private readonly running = new Map<string, TrialProcess>();
+  private heartbeats?: OneInFlight;
+  private readonly running = new Map<string, RunningTrial>();
   private shutdownRequests = 0;
   private trialsRun = 0;
   private readonly startedAt = Date.now();
   private failuresInARow = 0;
-  private readonly slots: Slot[];
   /** The slot of each running trial, for GPU sampling. */
   private readonly slotOf = new Map<string, Slot>();
   /** Trials handed to one of our slots and not yet reported. */
   private readonly assigned = new Set<string>();
   private gpuTimer?: NodeJS.Timeout;
+  private gpuSamples?: OneInFlight;
   private adoptTimer?: NodeJS.Timeout;
   /** This process's own NATS key: the controller signs a JWT for it, bound to our subjects. */
   private readonly natsKey = nkeys.createUser();
@@ -143,11 +123,11 @@ export class Agent {
   private controllerLost?: ControllerUnreachableError;
   private readonly controllerGone = new AbortController();
 
-  constructor(private readonly opts: AgentOptions) {
-    this.agentId = opts.agentId ?? `${osHostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40)}-${process.pid}-${randomBytes(3).toString('hex')}`;
-    this.client = new SweeperClient(opts.controller, opts.security);
-    this.slots = opts.slots && opts.slots.length > 0 ? opts.slots : [{}];
-    this.log = opts.log;
+  constructor(options: AgentOptions) {
+    this.config = compileAgentOptions(options);
+    this.agentId = this.config.agentId;
+    this.client = new SweeperClient(this.config.controller, this.config.security);
+    this.log = this.config.log;
   }
 
   get state(): AgentState {
@@ -156,7 +136,7 @@ export class Agent {
 
   private setState(next: AgentState, why: string): void {
     if (!TRANSITIONS[this.currentState].includes(next)) {
-      throw new Error(`agent cannot go from ${this.currentState} to ${next}`);
+      throw new IllegalStateError(`agent cannot go from ${this.currentState} to ${next}`);
     }
     this.log.debug(`agent ${this.currentState} → ${next}`, { why });
     this.currentState = next;
@@ -171,16 +151,17 @@ export class Agent {
     if (this.shutdownRequests === 1) {
       this.log.info(`${why}: finishing up (again to force)`);
       this.shutdownController.abort();
-      for (const t of this.running.values()) void t.stop('agent shutting down', this.opts.graceMs ?? 10_000);
-      const patience = (this.opts.graceMs ?? 10_000) + SHUTDOWN_PATIENCE_MS;
-      setTimeout(() => this.patience.abort(new Error(`still waiting ${patience / 1000} s after the shutdown began`)), patience).unref();
+      for (const trialId of this.running.keys()) this.stopTrial(trialId, SHUTDOWN);
+      const patience = this.config.graceMs + SHUTDOWN_PATIENCE_MS;
+      setTimeout(() => this.patience.abort(new SweeperError(`still waiting ${patience / 1000} s after the shutdown began`)), patience).unref();
     } else {
       this.log.warn('forcing shutdown: killing running trials');
-      this.patience.abort(new Error('forced shutdown'));
-      for (const t of this.running.values()) void t.stop('agent shutting down', 0);
+      this.patience.abort(new SweeperError('forced shutdown'));
+      for (const trialId of this.running.keys()) this.stopTrial(trialId, SHUTDOWN, 0);
     }
   }
 
+  /** Runs until the sweep is over, --count is reached or a shutdown; rejects with a SweeperError. */
   async run(): Promise<AgentSummary> {
     this.watchController();
     try {
@@ -188,8 +169,9 @@ export class Agent {
       if (this.controllerLost) throw this.controllerLost;
       return { agentId: this.agentId, trialsRun: this.trialsRun, reason };
     } catch (err) {
-      if (this.currentState !== 'failed') this.currentState = 'failed';
-      throw this.controllerLost ?? err;
+      const failure = this.controllerLost ?? coerceError(err);
+      if (this.currentState !== 'failed') this.setState('failed', failure.message);
+      throw failure;
     } finally {
       await this.close();
     }
@@ -197,14 +179,14 @@ export class Agent {
 
   /** --controller-timeout: past it without an answer from the controller, stop the trials and fail. */
   private watchController(): void {
-    const timeoutMs = this.opts.controllerTimeoutMs;
-    if (!timeoutMs) return;
+    const timeoutMs = this.config.controllerTimeoutMs;
+    if (timeoutMs === 0) return;
     this.controllerWatch = setInterval(() => {
       if (this.unreachableSince === undefined || this.controllerLost) return;
       const silentMs = Date.now() - this.unreachableSince;
       if (silentMs < timeoutMs) return;
       this.controllerLost = new ControllerUnreachableError(
-        `the controller at ${this.opts.controller} has been unreachable for ${Math.round(silentMs / 1000)} s ` +
+        `the controller at ${this.config.controller} has been unreachable for ${Math.round(silentMs / 1000)} s ` +
           `(--controller-timeout ${timeoutMs / 1000}): stopped this agent's trials and gave up`,
       );
       this.log.error(`controller unreachable for ${Math.round(silentMs / 1000)} s (--controller-timeout): stopping trials and exiting`);
@@ -232,34 +214,34 @@ export class Agent {
   }
 
   private async loop(): Promise<string> {
-    const { sweepId } = this.opts;
+    const { sweepId, controller } = this.config;
     const abort = this.shutdownController.signal;
     const reg = await this.register(abort).catch((err) => {
       if (err instanceof ApiError && err.code === grpc.status.NOT_FOUND) {
-        throw new UsageError(`unknown sweep '${sweepId}' on controller ${this.opts.controller} (check the id with 'sweeper ls')`);
+        throw new UsageError(`unknown sweep '${sweepId}' on controller ${controller} (check the id with 'sweeper ls')`, { cause: err });
       }
       throw err;
     });
     this.setState('running', 'registered');
-    this.log.info('agent registered', { agent: this.agentId, sweep: sweepId, controller: this.opts.controller });
+    this.log.info('agent registered', { agent: this.agentId, sweep: sweepId, controller });
 
-    const natsUrl = this.opts.natsUrl ?? advertisedNatsUrl(reg.natsUrl, this.opts.controller);
+    const natsUrl = this.config.natsUrl ?? advertisedNatsUrl(reg.natsUrl, controller);
     // Our own NATS credentials win; otherwise those the controller handed us at registration.
-    const ownCreds = this.opts.natsUser !== undefined || this.opts.natsToken !== undefined;
+    const ownCreds = this.config.natsUser !== undefined || this.config.natsToken !== undefined;
     const useJwt = !ownCreds && reg.natsJwt !== '';
     this.nc = await connectNats(natsUrl, {
       name: `sweeper-agent-${this.agentId}`,
-      user: ownCreds ? this.opts.natsUser : reg.natsUser || undefined,
-      pass: ownCreds ? this.opts.natsPass : reg.natsPassword || undefined,
-      token: ownCreds ? this.opts.natsToken : reg.natsToken || undefined,
+      user: ownCreds ? this.config.natsUser : reg.natsUser || undefined,
+      pass: ownCreds ? this.config.natsPass : reg.natsPassword || undefined,
+      token: ownCreds ? this.config.natsToken : reg.natsToken || undefined,
       ...(useJwt ? { jwt: { jwt: () => this.natsJwt, seed: this.natsKey.getSeed() }, inboxPrefix: reg.natsInboxPrefix || agentInboxPrefix(this.agentId) } : {}),
       log: this.log.child('nats'),
       waitOnFirstConnect: true,
     });
     if (useJwt) void this.renewOnAuthErrors(this.nc);
-    if (this.opts.spoolDir) {
+    if (this.config.spoolDir) {
       const identity: SpoolIdentity = { agentId: this.agentId, ...(useJwt ? { creds: formatCreds(this.natsJwt, this.natsKey.getSeed()) } : {}) };
-      this.spool = new MetricSpool({ dir: this.opts.spoolDir, sweepId, log: this.log.child('spool'), identity });
+      this.spool = new MetricSpool({ dir: this.config.spoolDir, sweepId, log: this.log.child('spool'), identity });
     }
     this.publisher = new MetricPublisher({ nc: this.nc, sweepId, agentId: this.agentId, log: this.log.child('metrics'), journal: this.spool });
     this.adoptOrphanedMetrics();
@@ -267,7 +249,8 @@ export class Agent {
     if (this.spool) this.adoptTimer = setInterval(() => this.adoptOrphanedMetrics(), ADOPT_INTERVAL_MS);
     this.adoptTimer?.unref();
     this.listenForControl(this.nc);
-    this.startHeartbeats(reg.heartbeatIntervalMs || 5000);
+    // An older controller that sends no interval gets the one for the default timeout.
+    this.startHeartbeats(reg.heartbeatIntervalMs || heartbeatIntervalFor(DEFAULT_HEARTBEAT_TIMEOUT_MS));
 
     // Trials the controller thinks we hold but this process does not run were lost with an
     // earlier process under the same id: report them, so they are not left running forever.
@@ -279,9 +262,9 @@ export class Agent {
       });
     }
 
-    if (this.slots.some((s) => s.gpu)) this.startGpuSampling();
+    if (this.config.slots.some((s) => s.gpu)) this.startGpuSampling();
     // One loop per slot; the agent is done when every slot is.
-    const reasons = await Promise.all(this.slots.map((slot) => this.slotLoop(slot)));
+    const reasons = await Promise.all(this.config.slots.map((slot) => this.slotLoop(slot)));
     return reasons[0];
   }
 
@@ -332,7 +315,7 @@ export class Agent {
         log: this.log.child('nats-adopted'),
       });
     }
-    const publisher = new MetricPublisher({ nc, sweepId: this.opts.sweepId, agentId: owner.agentId, log: this.log.child('metrics-adopted'), journal: this.spool });
+    const publisher = new MetricPublisher({ nc, sweepId: this.config.sweepId, agentId: owner.agentId, log: this.log.child('metrics-adopted'), journal: this.spool });
     try {
       for (const r of trials) publisher.adopt(r);
       await Promise.all(
@@ -383,13 +366,13 @@ export class Agent {
 
   /** Ask for a trial, run it in this slot, report it; again until the sweep (or --count) is over. */
   private async slotLoop(slot: Slot): Promise<string> {
-    const { sweepId } = this.opts;
+    const { sweepId, count } = this.config;
     const abort = this.shutdownController.signal;
     for (;;) {
       if (abort.aborted) return 'shut down by signal';
       // --count counts trials across slots: a slot claims one before asking, and gives the
       // claim back when it gets none.
-      if (this.opts.count !== undefined && this.trialsRun >= this.opts.count) return `ran --count ${this.opts.count} trials`;
+      if (count !== undefined && this.trialsRun >= count) return `ran --count ${count} trials`;
       this.trialsRun++;
       const res = await this.call('request a trial', () => this.client.requestTrial(this.agentId, sweepId), abort).catch(
         (err) => {
@@ -422,7 +405,10 @@ export class Agent {
     }
   }
 
-  /** GPU utilisation, memory, temperature and power of each running trial's GPU, as system metrics. */
+  /**
+   * GPU utilisation, memory, temperature and power of each running trial's GPU, as system metrics.
+   * One nvidia-smi at a time: a tick while it is slow only asks for one more sample after it.
+   */
   private startGpuSampling(): void {
     const sample = async () => {
       const samples = await sampleGpus();
@@ -438,7 +424,9 @@ export class Agent {
         this.publisher?.add(trialId, { step: null, t, values, system: true });
       }
     };
-    this.gpuTimer = setInterval(() => void sample().catch((err) => this.log.debug('GPU sampling failed', { error: String(err) })), this.opts.gpuSampleMs ?? 5000);
+    const samples = new OneInFlight(sample, (err) => this.log.debug('GPU sampling failed', { error: String(err) }));
+    this.gpuSamples = samples;
+    this.gpuTimer = setInterval(() => samples.request(), this.config.gpuSampleMs);
     this.gpuTimer.unref();
   }
 
@@ -449,10 +437,10 @@ export class Agent {
         this.reach(() =>
           this.client.registerAgent({
             agentId: this.agentId,
-            sweepId: this.opts.sweepId,
+            sweepId: this.config.sweepId,
             hostname: osHostname(),
             pid: process.pid,
-            slots: this.slots.length,
+            slots: this.config.slots.length,
             natsPublicKey: this.natsKey.getPublicKey(),
           }),
         ),
@@ -465,9 +453,9 @@ export class Agent {
 
   /** Stop when the first trials keep failing: the program or its environment is broken. */
   private checkFlapping(failed: boolean): void {
-    const max = this.opts.maxInitialFailures ?? 5;
+    const max = this.config.maxInitialFailures;
     this.failuresInARow = failed ? this.failuresInARow + 1 : 0;
-    if (max > 0 && this.failuresInARow >= max && Date.now() - this.startedAt < 60_000) {
+    if (max > 0 && this.failuresInARow >= max && Date.now() - this.startedAt < FLAPPING_WINDOW_MS) {
       throw new AgentFlappingError(
         `${this.failuresInARow} trials in a row failed within the agent's first minute; stopping this agent. ` +
           `Check the program with 'sweeper logs <trial id>' (--max-initial-failures 0 turns this check off).`,
@@ -486,8 +474,8 @@ export class Agent {
         command: a.command.length ? a.command : undefined,
         program: a.program || undefined,
         params,
-        cwd: this.opts.cwd,
-        sweepId: this.opts.sweepId,
+        cwd: this.config.cwd,
+        sweepId: this.config.sweepId,
         trialId: a.trialId,
         // The trial sees only its slot's GPU, by physical index, whatever the agent was given.
         env: slot.gpu ? { ...process.env, CUDA_VISIBLE_DEVICES: slot.gpu.index } : process.env,
@@ -495,18 +483,20 @@ export class Agent {
       argv = command.argv;
       log.info('trial starting', { argv: argv.join(' '), gpu: slot.gpu?.index });
       this.slotOf.set(a.trialId, slot);
+      const stop = new AbortController();
       const proc = startTrial({
         command,
-        cwd: this.opts.cwd,
+        cwd: this.config.cwd,
         onPoint: (p) => this.publisher!.add(a.trialId, p),
         onMalformed: () => this.publisher!.noteMalformed(a.trialId),
-        graceMs: this.opts.graceMs,
-        orphanGraceMs: this.opts.graceMs,
+        signal: stop.signal,
+        graceMs: this.config.graceMs,
+        orphanGraceMs: this.config.graceMs,
         logger: log,
       });
-      this.running.set(a.trialId, proc);
+      this.running.set(a.trialId, { proc, stop });
       // A shutdown that began while we were starting must reach this trial too.
-      if (this.shutdownController.signal.aborted) void proc.stop('agent shutting down', this.opts.graceMs ?? 10_000);
+      if (this.shutdownController.signal.aborted) this.stopTrial(a.trialId, SHUTDOWN);
       result = await proc.result;
     } catch (err) {
       if (!(err instanceof CommandError)) throw err;
@@ -517,10 +507,11 @@ export class Agent {
     }
     const lastSeq = await this.flushTrial(a.trialId);
     const points = this.publisher!.pointCounts(a.trialId);
+    const stoppedReason = result.stoppedBy ? stopText(result.stoppedBy) : '';
     const outcome = result.startError
       ? `could not start: ${result.startError}`
       : result.stoppedBy
-        ? `stopped (${result.stoppedBy})`
+        ? `stopped (${stoppedReason})`
         : result.signal
           ? `killed by ${result.signal}`
           : `exit ${result.exitCode}`;
@@ -531,11 +522,10 @@ export class Agent {
       ...(result.exitCode !== null ? { exitCode: result.exitCode } : {}),
       signal: result.signal ?? '',
       startError: result.startError ?? '',
-      stoppedReason: result.stoppedBy ?? '',
+      stoppedReason,
       stdoutTail: result.stdoutTail,
       stderrTail: result.stderrTail,
       lastMetricSeq: lastSeq,
-      durationMs: result.durationMs,
       argv,
       metricPoints: points.captured,
       droppedPoints: points.dropped,
@@ -603,46 +593,64 @@ export class Agent {
           this.log.warn('ignored a malformed control message');
           return;
         }
-        this.stopTrial(parsed.data.trialId, parsed.data.reason, parsed.data.graceMs);
+        this.obeyStopOrder(parsed.data.trialId, parsed.data.reason, parsed.data.graceMs);
       },
     });
   }
 
-  /** `graceMs` 0 kills at once; -1 or undefined uses this agent's grace period. */
-  private stopTrial(trialId: string, reason: string, graceMs?: number): void {
-    const proc = this.running.get(trialId);
-    if (!proc) return;
-    const grace = graceMs === undefined || graceMs < 0 ? (this.opts.graceMs ?? 10_000) : graceMs;
-    this.log.info("stopping trial on the controller's order", { trial: trialId, reason, graceMs: grace });
-    void proc.stop(reason, grace);
+  /** A stop order of the controller (control message or heartbeat answer): `graceMs` 0 kills at once; -1 or undefined uses this agent's grace period. */
+  private obeyStopOrder(trialId: string, text: string, graceMs?: number): void {
+    if (!this.running.has(trialId)) return;
+    const reason = orderedStop(text);
+    const grace = graceMs === undefined || graceMs < 0 ? this.config.graceMs : graceMs;
+    this.log.info("stopping trial on the controller's order", { trial: trialId, reason: text, kind: reason.kind, graceMs: grace });
+    this.stopTrial(trialId, reason, grace);
   }
 
+  /**
+   * Stops a running trial: SIGTERM to its group, SIGKILL after `graceMs`. The first stop's reason
+   * is the trial's (it aborts the trial's controller); a later one can only bring the SIGKILL forward.
+   */
+  private stopTrial(trialId: string, reason: StopReason, graceMs = this.config.graceMs): void {
+    const trial = this.running.get(trialId);
+    if (!trial) return;
+    // A grace of its own (a cancel, a forced shutdown, the controller's) starts the stop directly;
+    // the abort then finds it under way and keeps that grace.
+    if (graceMs !== this.config.graceMs) void trial.proc.stop(reason, graceMs);
+    trial.stop.abort(reason);
+  }
+
+  /**
+   * Heartbeats, one in flight at a time: a tick while one is out (the controller is slow or away)
+   * only asks for one more, sent when it returns, with the trials running then.
+   */
   private startHeartbeats(intervalMs: number): void {
     const beat = async () => {
-      try {
-        const res = await this.reach(() =>
-          this.client.heartbeat({
-            agentId: this.agentId,
-            sweepId: this.opts.sweepId,
-            runningTrialIds: [...this.running.keys()],
-          }),
-        );
-        for (const order of res.stop) this.stopTrial(order.trialId, order.reason, order.graceMs);
-        // The controller restarted and forgot us: register again (it keeps our trials).
-        if (res.unknownAgent) await this.reregister();
-      } catch (err) {
-        this.log.debug('heartbeat failed', { error: String(err) });
-      }
+      const res = await this.reach(() =>
+        this.client.heartbeat({
+          agentId: this.agentId,
+          sweepId: this.config.sweepId,
+          runningTrialIds: [...this.running.keys()],
+        }),
+      );
+      for (const order of res.stop) this.obeyStopOrder(order.trialId, order.reason, order.graceMs);
+      // The controller restarted and forgot us: register again (it keeps our trials). Not part of
+      // this heartbeat: the next ones go out meanwhile.
+      if (res.unknownAgent) void this.reregister().catch((err) => this.log.debug('could not register again', { error: String(err) }));
     };
-    this.heartbeatTimer = setInterval(() => void beat(), intervalMs);
+    const heartbeats = new OneInFlight(beat, (err) => this.log.debug('heartbeat failed', { error: String(err) }));
+    this.heartbeats = heartbeats;
+    this.heartbeatTimer = setInterval(() => heartbeats.request(), intervalMs);
     this.heartbeatTimer.unref();
   }
 
   private async close(): Promise<void> {
     if (this.currentState === 'running' || this.currentState === 'initialized') this.setState('stopping', 'closing');
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    void this.heartbeats?.stop();
     if (this.controllerWatch) clearInterval(this.controllerWatch);
     if (this.gpuTimer) clearInterval(this.gpuTimer);
+    void this.gpuSamples?.stop();
     if (this.adoptTimer) clearInterval(this.adoptTimer);
     this.controlSub?.unsubscribe();
     try {
@@ -684,7 +692,6 @@ function emptyCompletion(agentId: string, trialId: string): ApiCompleteTrialRequ
     stdoutTail: [],
     stderrTail: [],
     lastMetricSeq: 0,
-    durationMs: 0,
     argv: [],
   };
 }
@@ -696,14 +703,13 @@ function emptyCompletion(agentId: string, trialId: string): ApiCompleteTrialRequ
 export function advertisedNatsUrl(advertised: string, controller: string): string {
   if (!advertised) throw new UsageError('the controller advertised no NATS URL; pass --nats URL');
   const ctrlHost = controller.replace(/^\[?([^\]]*?)\]?:\d+$/, '$1');
-  const isLoopback = (h: string) => h === 'localhost' || h.startsWith('127.') || h === '::1';
   return advertised
     .split(',')
     .map((u) => {
       const m = /^(nats:\/\/|tls:\/\/)?([^@]*@)?(\[[^\]]+\]|[^:/]+)(:\d+)?$/.exec(u.trim());
       if (!m) return u;
       const host = m[3].replace(/^\[|\]$/g, '');
-      if (!isLoopback(host) || isLoopback(ctrlHost)) return u;
+      if (!isLoopbackHost(host) || isLoopbackHost(ctrlHost)) return u;
       return `${m[1] ?? 'nats://'}${m[2] ?? ''}${ctrlHost}${m[4] ?? ''}`;
     })
     .join(',');

@@ -25,6 +25,7 @@ import {
   type MetricBatch,
   type MetricPoint,
 } from '../common/metrics-wire.js';
+import { coerceError, SweeperError } from '../domain/errors.js';
 import type { MetricJournal, RecoveredTrial } from './spool.js';
 
 export interface MetricPublisherOptions {
@@ -170,7 +171,7 @@ export class MetricPublisher {
     this.statusIter = this.nc.status();
     void this.watchConnection();
     this.nc.closed().then(
-      (err) => this.onConnectionClosed(err ?? new Error('NATS connection closed')),
+      (err) => this.onConnectionClosed(err ? coerceError(err) : new SweeperError('NATS connection closed')),
       () => undefined,
     );
   }
@@ -227,7 +228,7 @@ export class MetricPublisher {
     const tq = this.trials.get(trialId);
     if (!tq || tq.settledUnits >= tq.addedUnits) return Promise.resolve({ lastSeq: tq?.lastAckedSeq ?? 0 });
     if (this.connClosed) return Promise.reject(this.connClosed);
-    if (this.closing) return Promise.reject(new Error('metric publisher is closed'));
+    if (this.closing) return Promise.reject(new SweeperError('metric publisher is closed'));
     const signal = opts.signal;
     if (signal?.aborted) return Promise.reject(abortError(signal));
     return new Promise((resolve, reject) => {
@@ -597,5 +598,5 @@ function stopIterator(iter: AsyncIterable<unknown>): void {
 }
 
 function abortError(signal: AbortSignal): Error {
-  return signal.reason instanceof Error ? signal.reason : new Error('metric flush aborted');
+  return signal.reason instanceof Error ? signal.reason : new SweeperError('metric flush aborted', { cause: signal.reason });
 }

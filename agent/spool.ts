@@ -41,6 +41,7 @@ import { dirname, join } from 'node:path';
 import type { Logger } from '../common/log.js';
 import { ThrottledWarner } from '../common/log.js';
 import { metricPointSchema, type MetricPoint } from '../common/metrics-wire.js';
+import { SweeperError } from '../domain/errors.js';
 
 /** What the publisher tells its journal; a missing spool is a publisher without one. */
 export interface MetricJournal {
@@ -79,7 +80,8 @@ export interface RecoveredTrial {
   nextSeq: number;
 }
 
-export class JournalError extends Error {}
+/** A journal that is not one this spool wrote: set aside, never guessed at. */
+export class JournalError extends SweeperError {}
 
 /**
  * Rebuilds a trial's queue from its journal. A last line cut short by the agent's death is
@@ -100,7 +102,7 @@ export function readJournal(text: string): RecoveredTrial {
       r = JSON.parse(line) as Record<string, unknown>;
     } catch (err) {
       if (i === lines.length - 1) return; // torn by the agent's death mid-write
-      throw new JournalError(`line ${i + 1}: not JSON (${String(err)})`);
+      throw new JournalError(`line ${i + 1}: not JSON (${String(err)})`, { cause: err });
     }
     if (typeof r.trial === 'string') {
       if (trialId !== undefined && r.trial !== trialId) throw new JournalError(`line ${i + 1}: a second trial id '${r.trial}'`);
@@ -420,7 +422,7 @@ function explainMkdirError(dir: string, err: unknown): unknown {
     accessSync(existing, fsConstants.W_OK);
   } catch (why) {
     const code = (why as NodeJS.ErrnoException).code ?? 'EACCES';
-    return new Error(`${code}: cannot create ${dir}: ${existing} is not writable`, { cause: err });
+    return new SweeperError(`${code}: cannot create ${dir}: ${existing} is not writable`, { cause: err });
   }
   try {
     // access(2) ignores a read-only mount for root: try for real.
@@ -428,7 +430,7 @@ function explainMkdirError(dir: string, err: unknown): unknown {
     mkdirSync(probe);
     rmdirSync(probe);
   } catch (why) {
-    return new Error(`${(why as NodeJS.ErrnoException).code ?? 'EACCES'}: cannot create ${dir}: ${existing} is not writable`, { cause: err });
+    return new SweeperError(`${(why as NodeJS.ErrnoException).code ?? 'EACCES'}: cannot create ${dir}: ${existing} is not writable`, { cause: err });
   }
   return err;
 }

@@ -12,13 +12,18 @@ import type { Readable } from 'node:stream';
 import type { Logger } from '../common/log.js';
 import { silentLogger } from '../common/log.js';
 import type { MetricPoint } from '../common/metrics-wire.js';
-import { type BuiltCommand, removeCommandFiles, writeCommandFiles } from './command.js';
+import { DEFAULT_GRACE_MS } from '../domain/defaults.js';
+import { IllegalStateError } from '../domain/errors.js';
+import { type BuiltCommand, CommandError, removeCommandFiles, writeCommandFiles } from './command.js';
 import { type MetricLine, parseHelperRecord, parseMetricLine } from './metric-lines.js';
 import { OutputTail, type OutputTailOptions } from './output-tail.js';
 import { sourceScript } from '../common/source-script.js';
+import { asStopReason, stopText, type StopReason } from './stop-reason.js';
 
-/** Why a trial was stopped; the well-known ones are listed, any other text is allowed. */
-export type StopReason = 'pruned' | 'shutdown' | 'cancelled' | 'timeout' | (string & {});
+export type { StopReason } from './stop-reason.js';
+
+/** How long output is still read after the main process exits, when TrialOptions.drainMs is not given. */
+const DEFAULT_DRAIN_MS = 500;
 
 export interface TrialResult {
   /** Exit status when the process exited on its own, else null. */
@@ -27,7 +32,7 @@ export interface TrialResult {
   signal: string | null;
   /** Set when the process never ran (ENOENT, EACCES, a bad cwd); exitCode and signal are null. */
   startError?: string;
-  /** Set when `stop()` was called before the process exited. */
+  /** Set when the trial was stopped (`stop()`, or its signal aborted) before the process exited. */
   stoppedBy?: StopReason;
   stdoutTail: string[];
   stderrTail: string[];
@@ -44,11 +49,14 @@ export interface TrialOptions {
   onMalformed?: (source: 'stdout' | 'metrics-fd', line: string) => void;
   /** Every stdout and stderr line, for forwarding to a log. */
   onOutput?: (stream: 'stdout' | 'stderr', line: string) => void;
-  /** Aborting stops the trial; a string reason becomes `stoppedBy`, anything else 'cancelled'. */
+  /**
+   * Aborting stops the trial with `graceMs`: a StopReason as the abort reason becomes `stoppedBy`,
+   * anything else `cancelled`. A stop already under way (`stop()`) keeps its own grace.
+   */
   signal?: AbortSignal;
-  /** Grace between SIGTERM and SIGKILL when stopped through `signal`. Default 10 s. */
+  /** Grace between SIGTERM and SIGKILL when stopped through `signal`. Default DEFAULT_GRACE_MS (10 s). */
   graceMs?: number;
-  /** Grace between SIGTERM and SIGKILL when this agent dies and the reaper stops the trial. Default 10 s. */
+  /** Grace between SIGTERM and SIGKILL when this agent dies and the reaper stops the trial. Default DEFAULT_GRACE_MS. */
   orphanGraceMs?: number;
   /** How long to keep reading output after the main process exits. Default 500 ms. */
   drainMs?: number;
@@ -94,12 +102,18 @@ export class TrialProcess {
   /** Set when the reaper reports that the program itself could not be started. */
   private startError?: string;
   private callbackFailed = false;
+  private readonly graceMs: number;
+  private readonly orphanGraceMs: number;
+  private readonly drainMs: number;
   private readonly onAbort = () => {
-    const reason: unknown = this.opts.signal?.reason;
-    void this.stop(typeof reason === 'string' ? reason : 'cancelled', this.opts.graceMs);
+    if (this.currentState !== 'running') return;
+    void this.stop(asStopReason(this.opts.signal?.reason), this.graceMs);
   };
 
   constructor(private readonly opts: TrialOptions) {
+    this.graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
+    this.orphanGraceMs = opts.orphanGraceMs ?? DEFAULT_GRACE_MS;
+    this.drainMs = opts.drainMs ?? DEFAULT_DRAIN_MS;
     this.log = (opts.logger ?? silentLogger).child('trial');
     this.stdoutTail = new OutputTail(opts.tail);
     this.stderrTail = new OutputTail(opts.tail);
@@ -121,13 +135,13 @@ export class TrialProcess {
    * running. Resolves once the trial has finished. Calling again is safe; a shorter grace
    * brings the SIGKILL forward, so a second Ctrl-C can force what the first one asked for.
    */
-  stop(reason: StopReason, graceMs = 10_000): Promise<void> {
+  stop(reason: StopReason, graceMs = this.graceMs): Promise<void> {
     const done = this.result.then(() => undefined);
     if (this.currentState !== 'running' && this.currentState !== 'stopping') return done;
     if (this.currentState === 'running') {
       this.stoppedBy = reason;
       this.setState('stopping');
-      this.log.info('stopping trial', { reason, pid: this.pid, graceMs });
+      this.log.info('stopping trial', { reason: stopText(reason), kind: reason.kind, pid: this.pid, graceMs });
       this.signalGroup('SIGTERM');
     }
     this.scheduleKill(Date.now() + Math.max(0, graceMs));
@@ -152,14 +166,14 @@ export class TrialProcess {
       // The program runs under the reaper (agent/reaper.mjs), which leads the trial's process
       // group and stops the group if this agent dies, so no trial outlives its agent.
       const remove = [command.filesDir, command.wandbDir].filter((d): d is string => d !== undefined).flatMap((d) => ['--remove', d]);
-      child = spawn(process.execPath, [REAPER, String(this.opts.orphanGraceMs ?? 10_000), ...remove, '--', ...command.argv], {
+      child = spawn(process.execPath, [REAPER, String(this.orphanGraceMs), ...remove, '--', ...command.argv], {
         cwd,
         env: { ...command.env, SWEEPER_METRICS_FD: String(METRICS_FD) },
         detached: true,
         stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
         windowsHide: true,
       });
-      for (const arg of command.argv) if (arg.includes('\0')) throw new Error('an argument contains a NUL byte');
+      for (const arg of command.argv) if (arg.includes('\0')) throw new CommandError('an argument contains a NUL byte');
     } catch (err) {
       // Arguments Node refuses outright (a NUL byte in argv, say) throw instead of emitting.
       this.finishWithoutProcess(describe(err));
@@ -232,7 +246,7 @@ export class TrialProcess {
   /** Read what is already buffered, but never wait on a pipe that a stray process keeps open. */
   private async drain(closed: Promise<void>[], streams: Readable[], splitters: LineSplitter[]): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.opts.drainMs ?? 500)));
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.drainMs)));
     await Promise.race([Promise.all(closed), timeout]);
     clearTimeout(timer);
     for (const s of streams) s.destroy();
@@ -255,7 +269,7 @@ export class TrialProcess {
       stderrTail: this.stderrTail.lines(),
       malformedLines: this.malformedLines,
     };
-    this.log.debug('trial finished', { exitCode: r.exitCode, signal: r.signal, stoppedBy: this.stoppedBy });
+    this.log.debug('trial finished', { exitCode: r.exitCode, signal: r.signal, stoppedBy: this.stoppedBy && stopText(this.stoppedBy) });
     this.resolveResult(result);
   }
 
@@ -282,7 +296,7 @@ export class TrialProcess {
 
   private setState(to: TrialState): void {
     if (!NEXT_STATES[this.currentState].includes(to)) {
-      throw new Error(`trial cannot go from ${this.currentState} to ${to}`);
+      throw new IllegalStateError(`trial cannot go from ${this.currentState} to ${to}`);
     }
     this.log.debug('trial state', { from: this.currentState, to });
     this.currentState = to;

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import { DEFAULT_CONTROLLER, SweeperClient, type ClientSecurity } from '../common/api-client.js';
-import { UsageError } from '../domain/errors.js';
+import { coerceError, UsageError } from '../domain/errors.js';
 
 export interface ClientOptions {
   controller: string;
@@ -28,7 +28,7 @@ export function clientSecurity(o: ClientOptions): ClientSecurity {
     try {
       tlsCa = readFileSync(o.tlsCa);
     } catch (err) {
-      throw new UsageError(`cannot read --tls-ca ${o.tlsCa}: ${(err as Error).message}`);
+      throw new UsageError(`cannot read --tls-ca ${o.tlsCa}: ${coerceError(err).message}`, { cause: err });
     }
   }
   return { token: o.token, tls: Boolean(o.tls), tlsCa };

@@ -30,6 +30,17 @@ export function reportError(err: unknown): void {
     process.stderr.write(`sweeper: ${err.message}\n`);
     return;
   }
-  const text = err instanceof Error ? (process.env.SWEEPER_LOG_LEVEL === 'debug' ? (err.stack ?? err.message) : err.message) : String(err);
+  const text = err instanceof Error ? (process.env.SWEEPER_LOG_LEVEL === 'debug' ? withCauses(err) : err.message) : String(err);
   process.stderr.write(`sweeper: ${text}\n`);
+}
+
+/** The stack of `err` and of each cause under it: a wrapped error (coerceError) keeps where it came from. */
+function withCauses(err: Error): string {
+  const parts = [err.stack ?? err.message];
+  let cause: unknown = err.cause;
+  for (let depth = 0; cause !== undefined && depth < 5; depth++) {
+    parts.push(`caused by: ${cause instanceof Error ? (cause.stack ?? cause.message) : String(cause)}`);
+    cause = cause instanceof Error ? cause.cause : undefined;
+  }
+  return parts.join('\n');
 }

@@ -4,7 +4,8 @@
  * 0 success, 1 runtime failure, 2 bad input (config, flags, unknown sweep), 3 `local` finished no
  * trial, 130 interrupted.
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
+import { DEFAULT_GPU_SAMPLE_MS, DEFAULT_GRACE_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS, DEFAULT_MAX_CRASH_RETRIES, DEFAULT_MAX_INITIAL_FAILURES } from '../domain/defaults.js';
 import { runAgentCommand } from './commands/agent.js';
 import { runBundle } from './commands/bundle.js';
 import { runCreate, runLogs, runLs, runStats, runSweepControl } from './commands/client.js';
@@ -18,34 +19,7 @@ import { runValidate } from './commands/validate.js';
 import { runWatch } from './commands/watch.js';
 import { addClientOptions } from './client-options.js';
 import { exitCodeFor, reportError } from './exit.js';
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
-  return n;
-}
-
-function port(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number (0-65535)');
-  return n;
-}
-
-function nonNegativeInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number ≥ 0');
-  return n;
-}
-
-function positiveNumber(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number');
-  return n;
-}
-
-function natsPort(value: string): number {
-  return value === '-1' ? -1 : port(value);
-}
+import { durationOption, natsPort, nonNegativeInt, port, positiveInt } from './flags.js';
 
 export function buildProgram(): Command {
   const program = new Command('sweeper')
@@ -120,8 +94,8 @@ export function buildProgram(): Command {
     .option('--dashboard-port <port>', 'port of the web dashboard (0: any free port; the default moves to a free one when taken)', port, 8080)
     .option('--dashboard-host <host>', 'address the web dashboard binds to', '127.0.0.1')
     .option('--no-dashboard', 'do not serve the web dashboard')
-    .option('--heartbeat-timeout <seconds>', "a trial whose agent is silent this long becomes 'crashed'", positiveNumber, 30)
-    .option('--max-crash-retries <n>', "times a crashed trial's parameters are run again", nonNegativeInt, 1)
+    .addOption(durationOption('heartbeat-timeout', "a trial whose agent is silent this long becomes 'crashed'", { defaultMs: DEFAULT_HEARTBEAT_TIMEOUT_MS }))
+    .option('--max-crash-retries <n>', "times a crashed trial's parameters are run again", nonNegativeInt, DEFAULT_MAX_CRASH_RETRIES)
     .action(async (o, cmd: Command) => runServer({ ...o, dashboardPortGiven: cmd.getOptionValueSource('dashboardPort') === 'cli' }));
 
   addClientOptions(
@@ -139,13 +113,17 @@ export function buildProgram(): Command {
       .option('--count <n>', 'exit after this many trials', positiveInt)
       .addOption(new Option('--nats <url>', 'NATS URL (default: the one the controller advertises)').env('SWEEPER_NATS_URL'))
       .addOption(new Option('--agent-id <id>', 'stable agent id (default: host-pid-random)').env('SWEEPER_AGENT_ID'))
-      .option('--grace <seconds>', 'seconds between SIGTERM and SIGKILL when a trial is stopped', positiveInt, 10)
-      .addOption(new Option('--controller-timeout <seconds>', 'give up (stop the trials, exit 1) when the controller has been unreachable this long (default: retry forever)').env('SWEEPER_CONTROLLER_TIMEOUT').argParser(positiveNumber))
-      .option('--max-initial-failures <n>', 'stop when this many trials in a row fail in the first minute (0: never)', nonNegativeInt, 5)
+      .addOption(durationOption('grace', 'time between SIGTERM and SIGKILL when a trial is stopped', { defaultMs: DEFAULT_GRACE_MS }))
+      .addOption(
+        durationOption('controller-timeout', 'give up (stop the trials, exit 1) when the controller has been unreachable this long; without it, retry forever', {
+          env: 'SWEEPER_CONTROLLER_TIMEOUT',
+        }),
+      )
+      .option('--max-initial-failures <n>', 'stop when this many trials in a row fail in the first minute (0: never)', nonNegativeInt, DEFAULT_MAX_INITIAL_FAILURES)
       .option('--gpus <spec>', 'run one trial per GPU at once: all, a count N, or indices such as 0,2,5 (honours CUDA_VISIBLE_DEVICES)')
       .option('--per-gpu <k>', 'trials per GPU at once (with --gpus)', positiveInt, 1)
       .option('--parallel <n>', 'trials at once on a host without GPUs', positiveInt, 1)
-      .option('--gpu-sample-interval <seconds>', 'how often GPU utilisation, memory, temperature and power are recorded', positiveNumber, 5)
+      .addOption(durationOption('gpu-sample-interval', 'how often GPU utilisation, memory, temperature and power are recorded', { defaultMs: DEFAULT_GPU_SAMPLE_MS }))
       .addOption(
         new Option('--spool-dir <dir>', "where metric points wait on disk until NATS has them; a dead agent's are sent by the sweep's other agents on this host")
           .env('SWEEPER_SPOOL_DIR')

@@ -7,7 +7,10 @@
  * escape codes in that pass. Widths count code points; East Asian wide characters in parameter
  * values would misalign the columns.
  */
-import type { ApiSweepDetail, ApiTrial } from '../common/api-types.js';
+import type { ApiSweep, ApiSweepDetail, ApiTrial } from '../common/api-types.js';
+import { Objective } from '../domain/objective.js';
+import { flattenParams, isPlainObject } from '../domain/params.js';
+import { isTerminal, TRIAL_STATES, trialStateOrder } from '../domain/trial-state.js';
 import { Float, type ParamValue, parseTypedJson, pyStr } from '../domain/values.js';
 
 export interface LeaderboardOptions {
@@ -85,21 +88,6 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(s / 86_400)}d${two(Math.floor(s / 3600) % 24)}h`;
 }
 
-/** Nested parameters as dotted names (`optimizer.beta1`), in the order the program sees them. */
-export function flattenParams(params: ParamValue, prefix = ''): Array<[string, ParamValue]> {
-  if (isPlainObject(params)) {
-    const entries = Object.entries(params);
-    // An empty nested object is still a value the program receives.
-    if (entries.length === 0 && prefix !== '') return [[prefix, params]];
-    return entries.flatMap(([k, v]) => flattenParams(v, prefix ? `${prefix}.${k}` : k));
-  }
-  return [[prefix, params]];
-}
-
-function isPlainObject(v: unknown): v is { [key: string]: ParamValue } {
-  return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Float);
-}
-
 /** Text from a training program or a user can hold newlines or escape codes that would break the layout. */
 function printable(s: string): string {
   return s.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => {
@@ -137,15 +125,11 @@ const STATE_STYLE: Record<string, Style> = {
  */
 const STATE_MARK: Record<string, string> = {
   running: '●',
-  pending: '○',
   finished: '✓',
   failed: '✗',
   crashed: '✗',
   stopped: '■',
 };
-
-/** States in the order the header counts them: live work first, then how trials ended. */
-const STATE_ORDER = ['running', 'pending', 'finished', 'failed', 'crashed', 'stopped'];
 
 function len(s: string): number {
   let n = 0;
@@ -210,12 +194,23 @@ function join(parts: Line[], sep = ' · '): Line {
 // ---------------------------------------------------------------------------------------------
 // Trials
 
-interface TrialView {
+/**
+ * What "better" means for the sweep, as the controller sent it: null without a metric; a goal
+ * left empty is minimize, as in W&B.
+ */
+export function objectiveOfSweep(sweep: Pick<ApiSweep, 'metricName' | 'metricGoal'>): Objective | null {
+  if (!sweep.metricName) return null;
+  return new Objective(sweep.metricName, sweep.metricGoal === 'maximize' ? 'maximize' : 'minimize');
+}
+
+/** A trial off the wire with its parameters flattened to the table's column names. */
+interface TableRow {
   trial: ApiTrial;
   params: Map<string, ParamValue>;
 }
 
-function viewOf(trial: ApiTrial): TrialView {
+/** The one mapping of a wire trial onto a table row. */
+function rowOf(trial: ApiTrial): TableRow {
   let parsed: ParamValue = {};
   try {
     parsed = parseTypedJson(trial.paramsJson || '{}');
@@ -230,7 +225,7 @@ function viewOf(trial: ApiTrial): TrialView {
  * config's order, searched parameters before constant ones (a constant says little per row and
  * is the first to give way when the terminal is narrow), then names the config does not list.
  */
-function paramOrder(configJson: string, views: TrialView[]): string[] {
+function paramOrder(configJson: string, views: TableRow[]): string[] {
   const searched: string[] = [];
   const constant: string[] = [];
   const walk = (specs: unknown, prefix: string) => {
@@ -329,7 +324,7 @@ export function renderLeaderboard(detail: ApiSweepDetail, opts: LeaderboardOptio
   lines.push([]);
 
   const limit = opts.maxRows === undefined ? detail.trials.length : Math.max(0, Math.floor(opts.maxRows));
-  const shown = detail.trials.slice(0, limit).map(viewOf);
+  const shown = detail.trials.slice(0, limit).map(rowOf);
   // A snapshot fetched with a limit holds fewer trials than the sweep has.
   const hidden = Math.max(detail.trials.length, sweep.trialCount) - shown.length;
 
@@ -364,10 +359,11 @@ function headerBlock(detail: ApiSweepDetail, width: number): Line[] {
       sweep.bestValue === undefined
         ? 'best -'
         : `best ${formatValue(sweep.bestValue)}` + (sweep.bestTrialId ? ` (trial ${trialLabel(detail, sweep.bestTrialId)})` : '');
-    metric = [[{ text: `metric ${printable(sweep.metricName)} (${sweep.metricGoal || 'minimize'})` }], [{ text: best, style: 'bold' }]];
+    metric = [[{ text: `metric ${printable(sweep.metricName)} (${objectiveOfSweep(sweep)!.goal})` }], [{ text: best, style: 'bold' }]];
   }
 
-  const trend = sweep.metricName ? trendLine(detail, width) : undefined;
+  const objective = objectiveOfSweep(sweep);
+  const trend = objective ? trendLine(detail, objective, width) : undefined;
 
   const progress: Line[] = [[{ text: progressText(detail) }]];
   for (const [state, n] of stateCounts(sweep.stateCounts)) progress.push([{ text: `${state} ${n}`, style: STATE_STYLE[state] }]);
@@ -388,9 +384,9 @@ const SPARK = '▁▂▃▄▅▆▇█';
 const SPARK_MAX = 40;
 
 /** `best so far ██▆▆▃▁▁▁  0.5 → 0.01235`: how the sweep's best value moved, trial by trial. */
-function trendLine(detail: ApiSweepDetail, width: number): Line | undefined {
+function trendLine(detail: ApiSweepDetail, objective: Objective, width: number): Line | undefined {
   const label = 'best so far ';
-  const series = bestSoFar(detail.trials, detail.sweep.metricGoal);
+  const series = bestSoFar(detail.trials, objective);
   const defined = series.filter((v): v is number => v !== undefined);
   if (defined.length < 2) return undefined;
   const ends = `  ${formatValue(defined[0])} → ${formatValue(defined[defined.length - 1])}`;
@@ -404,14 +400,13 @@ function trendLine(detail: ApiSweepDetail, width: number): Line | undefined {
  * The best value so far after each trial, in creation order (`undefined` until one has a value).
  * No new RPC is needed: every trial's best value is in the snapshot.
  */
-export function bestSoFar(trials: ApiTrial[], goal: string): Array<number | undefined> {
-  const max = goal === 'maximize';
+export function bestSoFar(trials: readonly ApiTrial[], objective: Objective): Array<number | undefined> {
   let best: number | undefined;
   return [...trials]
     .sort((a, b) => a.number - b.number)
     .map((t) => {
       const v = t.bestValue;
-      if (v !== undefined && Number.isFinite(v) && (best === undefined || (max ? v > best : v < best))) best = v;
+      if (v !== undefined && Number.isFinite(v) && (best === undefined || objective.better(v, best))) best = v;
       return best;
     });
 }
@@ -440,21 +435,24 @@ export function sparkline(series: Array<number | undefined>, cells: number): str
     .join('');
 }
 
+/** The counts by state in display order (TRIAL_STATES, as the dashboard shows them). */
 function stateCounts(counts: Record<string, number>): Array<[string, number]> {
-  const rank = (s: string) => (STATE_ORDER.includes(s) ? STATE_ORDER.indexOf(s) : STATE_ORDER.length);
   return Object.entries(counts)
     .filter(([, n]) => n > 0)
-    .sort(([a], [b]) => rank(a) - rank(b) || a.localeCompare(b));
+    .sort(([a], [b]) => trialStateOrder(a) - trialStateOrder(b) || a.localeCompare(b));
 }
 
-/** `9/12 trials [█████▒▒░░░]`: ended trials solid, running and pending ones shaded. */
+const ENDED_STATES = TRIAL_STATES.filter(isTerminal);
+const ACTIVE_STATES = TRIAL_STATES.filter((s) => !isTerminal(s));
+
+/** `9/12 trials [█████▒▒░░░]`: ended trials solid, running ones shaded. */
 function progressText(detail: ApiSweepDetail): string {
   const { sweep } = detail;
   const plural = (n: number) => (n === 1 ? 'trial' : 'trials');
   if (!(sweep.trialLimit > 0)) return `${sweep.trialCount} ${plural(sweep.trialCount)}`;
-  const count = (states: string[]) => states.reduce((n, s) => n + (sweep.stateCounts[s] ?? 0), 0);
-  const ended = count(['finished', 'failed', 'crashed', 'stopped']);
-  const active = count(['running', 'pending']);
+  const count = (states: readonly string[]) => states.reduce((n, s) => n + (sweep.stateCounts[s] ?? 0), 0);
+  const ended = count(ENDED_STATES);
+  const active = count(ACTIVE_STATES);
   const cells = (n: number) => Math.min(BAR_WIDTH, Math.round((n / sweep.trialLimit) * BAR_WIDTH));
   const solid = cells(ended);
   const shaded = Math.max(0, cells(ended + active) - solid);
@@ -463,7 +461,7 @@ function progressText(detail: ApiSweepDetail): string {
 }
 
 /** The table's lines and the names of the parameter columns that did not fit. */
-function table(detail: ApiSweepDetail, rows: TrialView[], width: number, now: number): { lines: Line[]; dropped: string[] } {
+function table(detail: ApiSweepDetail, rows: TableRow[], width: number, now: number): { lines: Line[]; dropped: string[] } {
   const trials = rows.map((r) => r.trial);
   const stateStyle = (row: number) => STATE_STYLE[trials[row].state];
   const fixed = (trialCells: string[]) => [
@@ -568,7 +566,7 @@ export function renderSummary(detail: ApiSweepDetail, opts: SummaryOptions): str
 
   // A failed or crashed trial's value is not a result: it is listed below as failed, never as best.
   const valued = detail.trials.filter((t) => t.bestValue !== undefined);
-  // The controller ranks only trials that may rank (SweepService.leaderboard).
+  // The controller ranks only trials that may rank (rankTrials in controller/sweeps/trial-view.ts).
   const ranked = valued.filter((t) => t.rank > 0).sort((a, b) => a.rank - b.rank);
   if (!sweep.metricName) lines.push([{ text: 'no metric configured, so no trial ranks above another' }]);
   else if (ranked.length === 0) {
@@ -577,9 +575,9 @@ export function renderSummary(detail: ApiSweepDetail, opts: SummaryOptions): str
   }
   else {
     const best = ranked.slice(0, top);
-    const goal = sweep.metricGoal || 'minimize';
+    const goal = objectiveOfSweep(sweep)!.goal;
     lines.push([{ text: `best ${best.length === 1 ? 'trial' : `${best.length} trials`} by ${printable(sweep.metricName)} (${goal}):` }]);
-    const views = best.map(viewOf);
+    const views = best.map(rowOf);
     const order = paramOrder(sweep.configJson, views);
     const labels = best.map((t) => `trial ${t.number}`);
     const values = best.map((t) => formatValue(t.bestValue as number));
@@ -649,16 +647,15 @@ function failureGroups(trials: ApiTrial[]): FailureGroup[] {
     g.numbers.push(t.number);
     groups.set(key, g);
   }
-  const rank = (s: string) => (STATE_ORDER.includes(s) ? STATE_ORDER.indexOf(s) : STATE_ORDER.length);
   return [...groups.values()]
     .map((g) => ({ ...g, numbers: g.numbers.sort((a, b) => a - b) }))
-    .sort((a, b) => b.numbers.length - a.numbers.length || rank(a.state) - rank(b.state) || a.reason.localeCompare(b.reason));
+    .sort((a, b) => b.numbers.length - a.numbers.length || trialStateOrder(a.state) - trialStateOrder(b.state) || a.reason.localeCompare(b.reason));
 }
 
 function fallbackReason(t: ApiTrial): string {
   if (t.signal) return `killed by ${t.signal}`;
   if (t.exitCode !== undefined && t.exitCode !== 0) return `exit code ${t.exitCode}`;
-  if (t.state === 'running' || t.state === 'pending') return 'still ' + t.state + ' when the run ended';
+  if (t.state === 'running') return 'still running when the run ended';
   return 'no reason given';
 }
 

@@ -6,13 +6,17 @@ import * as grpc from '@grpc/grpc-js';
 import type {
   ApiCompleteTrialRequest,
   ApiControllerStats,
+  ApiHeartbeatRequest,
   ApiHeartbeatResponse,
+  ApiRegisterAgentRequest,
   ApiRegisterAgentResponse,
   ApiRequestTrialResponse,
   ApiSweep,
   ApiSweepDetail,
   ApiTrialDetail,
 } from './api-types.js';
+import type { CompleteTrialResponse__Output } from './proto-types/sweeper/v1/CompleteTrialResponse.js';
+import type { ListSweepsResponse__Output } from './proto-types/sweeper/v1/ListSweepsResponse.js';
 import { SweeperError } from '../domain/errors.js';
 import type { Logger } from './log.js';
 import { sweeperClientCtor } from './proto.js';
@@ -58,7 +62,8 @@ export class SweeperClient {
       // Reconnect quickly after a controller restart.
       'grpc.initial_reconnect_backoff_ms': 200,
       'grpc.max_reconnect_backoff_ms': 2000,
-    }) as grpc.Client & Record<string, Function>;
+      // Methods are called by name in `call`; the wrappers below give each its message types.
+    }) as unknown as grpc.Client & Record<string, Function>;
   }
 
   close(): void {
@@ -82,7 +87,7 @@ export class SweeperClient {
     return this.call('GetSweep', { sweepId, limit });
   }
   async listSweeps(): Promise<ApiSweep[]> {
-    return (await this.call<{ sweeps: ApiSweep[] }>('ListSweeps', {})).sweeps;
+    return (await this.call<ListSweepsResponse__Output>('ListSweeps', {})).sweeps;
   }
   pauseSweep(sweepId: string): Promise<ApiSweep> {
     return this.call('PauseSweep', { sweepId });
@@ -96,17 +101,17 @@ export class SweeperClient {
   cancelSweep(sweepId: string): Promise<ApiSweep> {
     return this.call('CancelSweep', { sweepId });
   }
-  registerAgent(req: { agentId: string; sweepId: string; hostname: string; pid: number; slots: number; natsPublicKey?: string }): Promise<ApiRegisterAgentResponse> {
+  registerAgent(req: ApiRegisterAgentRequest): Promise<ApiRegisterAgentResponse> {
     return this.call('RegisterAgent', req);
   }
-  heartbeat(req: { agentId: string; sweepId: string; runningTrialIds: string[] }): Promise<ApiHeartbeatResponse> {
+  heartbeat(req: ApiHeartbeatRequest): Promise<ApiHeartbeatResponse> {
     return this.call('Heartbeat', req);
   }
   requestTrial(agentId: string, sweepId: string): Promise<ApiRequestTrialResponse> {
     // The controller may wait on JetStream; give it more room than a read.
     return this.call('RequestTrial', { agentId, sweepId }, 30_000);
   }
-  completeTrial(req: ApiCompleteTrialRequest): Promise<{ state: string }> {
+  completeTrial(req: ApiCompleteTrialRequest): Promise<CompleteTrialResponse__Output> {
     return this.call('CompleteTrial', req, 30_000);
   }
   getTrial(trialId: string): Promise<ApiTrialDetail> {

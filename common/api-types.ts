@@ -1,134 +1,42 @@
 /**
- * The gRPC messages as JavaScript sees them (proto-loader with camelCase names, int64 as numbers,
- * defaults filled). Kept by hand beside `proto/sweeper/v1/sweeper.proto`: change both together.
+ * The gRPC messages as JavaScript sees them, under the names the agent and the CLI use. Every
+ * shape comes from the types generated from `proto/sweeper/v1/sweeper.proto`
+ * (common/proto-types/, by scripts/gen-proto-types.mjs, checked before the tests): change the
+ * proto and regenerate, never these by hand.
+ *
+ * `__Output` is a message as it arrives (proto-loader fills every field's default, int64 as
+ * numbers); the sender of a request may leave out what proto3 defaults anyway.
  */
-export interface ApiSweep {
-  id: string;
-  name: string;
-  method: string;
-  state: string;
-  configJson: string;
-  seed: number;
-  metricName: string;
-  metricGoal: string;
-  trialLimit: number;
-  trialCount: number;
-  stateCounts: Record<string, number>;
-  bestValue?: number;
-  bestTrialId: string;
-  createdAt: number;
-  finishedAt: number;
-  finishReason: string;
-  activeAgents: number;
-}
+import type { Assignment__Output } from './proto-types/sweeper/v1/Assignment.js';
+import type { CompleteTrialRequest__Output } from './proto-types/sweeper/v1/CompleteTrialRequest.js';
+import type { ControllerStats__Output } from './proto-types/sweeper/v1/ControllerStats.js';
+import type { HeartbeatRequest__Output } from './proto-types/sweeper/v1/HeartbeatRequest.js';
+import type { HeartbeatResponse__Output } from './proto-types/sweeper/v1/HeartbeatResponse.js';
+import type { RegisterAgentRequest__Output } from './proto-types/sweeper/v1/RegisterAgentRequest.js';
+import type { RegisterAgentResponse__Output } from './proto-types/sweeper/v1/RegisterAgentResponse.js';
+import type { RequestTrialResponse__Output } from './proto-types/sweeper/v1/RequestTrialResponse.js';
+import type { Sweep__Output } from './proto-types/sweeper/v1/Sweep.js';
+import type { SweepDetail__Output } from './proto-types/sweeper/v1/SweepDetail.js';
+import type { Trial__Output } from './proto-types/sweeper/v1/Trial.js';
+import type { TrialDetail__Output } from './proto-types/sweeper/v1/TrialDetail.js';
 
-export interface ApiTrial {
-  id: string;
-  sweepId: string;
-  number: number;
-  state: string;
-  paramsJson: string;
-  agentId: string;
-  createdAt: number;
-  startedAt: number;
-  endedAt: number;
-  bestValue?: number;
-  lastValue?: number;
-  lastStep: number;
-  points: number;
-  exitCode?: number;
-  signal: string;
-  reason: string;
-  rank: number;
-  gpu: string;
-  gpuUtil?: number;
-  gpuMemoryMb?: number;
-  /** Points the agent reported capturing that have not arrived; points it dropped before sending. */
-  missingPoints?: number;
-  droppedPoints?: number;
-}
+/** A message a sender writes: the named fields may be left out (the receiver gets their defaults). */
+type Sent<T, Omittable extends keyof T> = Omit<T, Omittable> & Partial<Pick<T, Omittable>>;
 
-export interface ApiSweepDetail {
-  sweep: ApiSweep;
-  trials: ApiTrial[];
-}
+export type ApiSweep = Sweep__Output;
+export type ApiTrial = Trial__Output;
 
-export interface ApiAssignment {
-  trialId: string;
-  paramsJson: string;
-  command: string[];
-  program: string;
-}
+/** The controller always sets `sweep`; protobuf's type allows a message field to be absent. */
+export type ApiSweepDetail = Omit<SweepDetail__Output, 'sweep'> & { sweep: ApiSweep };
+/** The controller always sets `trial`, as in ApiSweepDetail. */
+export type ApiTrialDetail = Omit<TrialDetail__Output, 'trial'> & { trial: ApiTrial };
 
-export interface ApiRequestTrialResponse {
-  outcome?: 'trial' | 'retryAfterMs' | 'done';
-  trial?: ApiAssignment;
-  retryAfterMs?: number;
-  done?: string;
-}
-
-export interface ApiRegisterAgentResponse {
-  natsUrl: string;
-  heartbeatIntervalMs: number;
-  heldTrials: ApiTrial[];
-  command: string[];
-  program: string;
-  sweepState: string;
-  natsUser: string;
-  natsPassword: string;
-  natsToken: string;
-  heartbeatTimeoutMs: number;
-  natsJwt: string;
-  natsInboxPrefix: string;
-}
-
-export interface ApiHeartbeatResponse {
-  sweepState: string;
-  stop: Array<{ trialId: string; reason: string; graceMs: number }>;
-  unknownAgent: boolean;
-}
-
-export interface ApiCompleteTrialRequest {
-  agentId: string;
-  trialId: string;
-  exitCode?: number;
-  signal: string;
-  startError: string;
-  stoppedReason: string;
-  stdoutTail: string[];
-  stderrTail: string[];
-  lastMetricSeq: number;
-  durationMs: number;
-  argv: string[];
-  lostReason?: string;
-  metricPoints?: number;
-  droppedPoints?: number;
-  reportError?: string;
-}
-
-export interface ApiTrialDetail {
-  trial: ApiTrial;
-  argv: string[];
-  history: Array<{ state: string; at: number; reason: string }>;
-  metrics: Array<{ name: string; last: number; min: number; max: number; count: number; invalid: number }>;
-  stdoutTail: string[];
-  stderrTail: string[];
-  metricSteps: number[];
-  metricValues: number[];
-  malformedLines: number;
-}
-
-export interface ApiControllerStats {
-  batches: number;
-  points: number;
-  duplicates: number;
-  rejected: Record<string, number>;
-  lagP50Ms: number;
-  lagP99Ms: number;
-  lagSamples: number;
-  rssBytes: number;
-  heapUsedBytes: number;
-  uptimeMs: number;
-  sweeps: number;
-  trials: number;
-}
+export type ApiAssignment = Assignment__Output;
+export type ApiRequestTrialResponse = RequestTrialResponse__Output;
+export type ApiRegisterAgentRequest = Sent<RegisterAgentRequest__Output, 'natsPublicKey'>;
+export type ApiRegisterAgentResponse = RegisterAgentResponse__Output;
+export type ApiHeartbeatRequest = HeartbeatRequest__Output;
+export type ApiHeartbeatResponse = HeartbeatResponse__Output;
+/** What an agent reports; the fields only some ends carry (lost, refused, counted points) may be left out. */
+export type ApiCompleteTrialRequest = Sent<CompleteTrialRequest__Output, 'lostReason' | 'droppedPoints' | 'reportError' | 'metricPoints' | 'exitCode'>;
+export type ApiControllerStats = ControllerStats__Output;

@@ -19,6 +19,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { AddressInUseError, MissingDependencyError, SweeperError } from '../domain/errors.js';
 import { silentLogger, type Logger } from './log.js';
+import { connectHostFor } from './net.js';
 import { commandLine, describeProcess, isRunning, readRecord, removeRecord, terminateProcess, writeRecord, type ProcessRecord } from './pid-file.js';
 import { sourceScript } from './source-script.js';
 
@@ -445,7 +446,7 @@ async function spawnOnce(
   // one pid we may signal without proving it is still the process we mean.
   const killHard = () => child.kill(ctx.guarded ? 'SIGUSR1' : 'SIGKILL');
 
-  const connectHost = ctx.host === '0.0.0.0' ? '127.0.0.1' : ctx.host === '::' ? '::1' : ctx.host;
+  const connectHost = connectHostFor(ctx.host);
   let port = 0;
   while (Date.now() < ctx.deadline && exitInfo === null) {
     if (port === 0) {

@@ -15,3 +15,19 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
     });
   });
 }
+
+/**
+ * Whether a host name or address (bracketed or not) is this machine's loopback: what a server
+ * bound there can be reached from, and what an address advertised as it means to another host.
+ */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === 'localhost' || h.startsWith('127.') || h === '::1' || h === '[::1]';
+}
+
+/** The address to reach a server bound to `bindHost` from this machine: a wildcard bind is reached on loopback. */
+export function connectHostFor(bindHost: string): string {
+  if (bindHost === '0.0.0.0') return '127.0.0.1';
+  if (bindHost === '::') return '::1';
+  return bindHost;
+}

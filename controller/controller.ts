@@ -6,6 +6,7 @@
 import type { NatsConnection } from 'nats';
 import { JSONCodec } from 'nats';
 import { controlSubject } from '../common/control-wire.js';
+import { heartbeatIntervalFor } from '../domain/defaults.js';
 import type { ControlMessage } from '../common/control-wire.js';
 import type { Logger } from '../common/log.js';
 import { connectNats } from '../common/nats-connect.js';
@@ -120,7 +121,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   // enough that a crash is noticed within a fraction of the timeout.
   const reaper = setInterval(
     () => void service.reapLostTrials().catch((err) => log.warn('could not check agent heartbeats', { error: String(err) })),
-    Math.max(250, Math.min(5000, service.heartbeatTimeoutMs / 4)),
+    Math.max(250, heartbeatIntervalFor(service.heartbeatTimeoutMs)),
   );
   reaper.unref();
   let dashboard: DashboardHandle | undefined;

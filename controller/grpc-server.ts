@@ -4,13 +4,18 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import type { ApiSweep, ApiSweepDetail, ApiTrial, ApiTrialDetail } from '../common/api-types.js';
-import { AddressInUseError, IllegalStateError, isAddressInUse, NotFoundError, NotHolderError, WrongSweepError, SweeperError, UsageError } from '../domain/errors.js';
+import type { ApiControllerStats, ApiHeartbeatResponse, ApiRegisterAgentResponse, ApiSweep, ApiSweepDetail, ApiTrial, ApiTrialDetail } from '../common/api-types.js';
+import type { RequestTrialResponse } from '../common/proto-types/sweeper/v1/RequestTrialResponse.js';
+import type { SweeperHandlers } from '../common/proto-types/sweeper/v1/Sweeper.js';
+import type { WatchSweepRequest__Output } from '../common/proto-types/sweeper/v1/WatchSweepRequest.js';
+import { AddressInUseError, IllegalStateError, isAddressInUse, NotFoundError, NotHolderError, StoreUnavailableError, WrongSweepError, SweeperError, UsageError } from '../domain/errors.js';
 import { MAX_ARGV_ENTRIES, MAX_ARGV_ENTRY_CHARS } from '../common/limits.js';
 import type { Logger } from '../common/log.js';
 import { healthServiceDef, sweeperServiceDef } from '../common/proto.js';
+import { ID_PATTERN, ID_RULE } from '../domain/ids.js';
 import { ConfigError } from './config/errors.js';
-import type { SweepService, SweepView, TrialView } from './sweeps/sweep-service.js';
+import type { SweepService } from './sweeps/sweep-service.js';
+import type { SweepView, TrialView } from './sweeps/trial-view.js';
 import { agentInboxPrefix } from '../common/control-wire.js';
 import type { NatsAuthority } from './nats-auth.js';
 
@@ -86,30 +91,29 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
         );
     };
 
-  server.addService(sweeperServiceDef(), {
-    CreateSweep: unary('CreateSweep', async (req: { configText: string; filename: string }) => {
+  // Typed by the proto's generated handlers: each request as it arrives, each answer as it goes out.
+  const handlers: SweeperHandlers = {
+    CreateSweep: unary('CreateSweep', async (req) => {
       const sweep = await service.createSweep(req.configText, req.filename || undefined);
       return toApiSweep(service.sweepView(sweep));
     }),
-    GetSweep: unary('GetSweep', (req: { sweepId: string; limit: number }) => detail(service, req.sweepId, req.limit)),
+    GetSweep: unary('GetSweep', (req) => detail(service, req.sweepId, req.limit)),
     ListSweeps: unary('ListSweeps', () => ({ sweeps: service.listSweeps().map((s) => toApiSweep(service.sweepView(s))) })),
-    PauseSweep: unary('PauseSweep', async (req: { sweepId: string }) => toApiSweep(service.sweepView(await service.pauseSweep(req.sweepId)))),
-    ResumeSweep: unary('ResumeSweep', async (req: { sweepId: string }) => toApiSweep(service.sweepView(await service.resumeSweep(req.sweepId)))),
-    StopSweep: unary('StopSweep', async (req: { sweepId: string }) => toApiSweep(service.sweepView(await service.stopSweep(req.sweepId)))),
-    CancelSweep: unary('CancelSweep', async (req: { sweepId: string }) => toApiSweep(service.sweepView(await service.cancelSweep(req.sweepId)))),
-    RegisterAgent: unary('RegisterAgent', (req: { agentId: string; sweepId: string; hostname: string; pid: number; slots: number; natsPublicKey: string }) => {
+    PauseSweep: unary('PauseSweep', async (req) => toApiSweep(service.sweepView(await service.pauseSweep(req.sweepId)))),
+    ResumeSweep: unary('ResumeSweep', async (req) => toApiSweep(service.sweepView(await service.resumeSweep(req.sweepId)))),
+    StopSweep: unary('StopSweep', async (req) => toApiSweep(service.sweepView(await service.stopSweep(req.sweepId)))),
+    CancelSweep: unary('CancelSweep', async (req) => toApiSweep(service.sweepView(await service.cancelSweep(req.sweepId)))),
+    RegisterAgent: unary('RegisterAgent', (req): ApiRegisterAgentResponse => {
       const authority = opts.natsAuthority;
       // Minted before registering, so a bad key refuses the whole call.
       const natsJwt = authority ? authority.agentJwt(req.natsPublicKey, req.sweepId, req.agentId) : '';
+      // The command template and program go out with each assignment (RequestTrial), where the agent reads them.
       const r = service.registerAgent(req);
       const shared = authority ? {} : opts.natsCredentials;
       return {
         natsUrl: opts.natsUrlForAgents ?? '',
         heartbeatIntervalMs: service.heartbeatIntervalMs,
         heldTrials: r.heldTrials.map((t) => toApiTrial(service.trialView(t))),
-        command: r.command,
-        program: r.program,
-        sweepState: r.sweepState,
         natsUser: shared?.user ?? '',
         natsPassword: shared?.pass ?? '',
         natsToken: shared?.token ?? '',
@@ -118,33 +122,21 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
         natsInboxPrefix: authority ? agentInboxPrefix(req.agentId) : '',
       };
     }),
-    Heartbeat: unary('Heartbeat', (req: { agentId: string; sweepId: string; runningTrialIds: string[] }) => service.heartbeat(req)),
-    RequestTrial: unary('RequestTrial', async (req: { agentId: string; sweepId: string }) => {
+    Heartbeat: unary('Heartbeat', (req): ApiHeartbeatResponse => {
+      const r = service.heartbeat(req);
+      return { stop: r.stop, unknownAgent: r.unknownAgent };
+    }),
+    RequestTrial: unary('RequestTrial', async (req): Promise<RequestTrialResponse> => {
       const r = await service.requestTrial(req.agentId, req.sweepId);
       if (r.kind === 'trial') {
-        return { trial: { trialId: r.trial.id, paramsJson: r.trial.paramsJson, command: r.command, program: r.program } };
+        return { trial: { trialId: r.trial.id, paramsJson: r.trial.paramsJson, command: [...r.command], program: r.program } };
       }
       if (r.kind === 'retry') return { retryAfterMs: r.afterMs };
       return { done: r.reason };
     }),
     CompleteTrial: unary(
       'CompleteTrial',
-      async (req: {
-        agentId: string;
-        trialId: string;
-        exitCode?: number | null;
-        signal: string;
-        startError: string;
-        stoppedReason: string;
-        stdoutTail: string[];
-        stderrTail: string[];
-        lastMetricSeq: number;
-        argv: string[];
-        lostReason: string;
-        metricPoints?: number | null;
-        droppedPoints: number;
-        reportError: string;
-      }) => {
+      async (req) => {
         const state = await service.completeTrial({
           agentId: req.agentId,
           trialId: req.trialId,
@@ -163,8 +155,8 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
         return { state };
       },
     ),
-    GetTrial: unary('GetTrial', (req: { trialId: string }) => trialDetail(service, req.trialId)),
-    GetStats: unary('GetStats', () => {
+    GetTrial: unary('GetTrial', (req) => trialDetail(service, req.trialId)),
+    GetStats: unary('GetStats', (): ApiControllerStats => {
       const ingest = opts.ingestStats?.() ?? { batches: 0, points: 0, duplicates: 0, rejected: {} };
       const mem = process.memoryUsage();
       // Optional: a service without its own refusal counters still serves GetStats.
@@ -184,14 +176,15 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
         ...service.counts(),
       };
     }),
-    WatchSweep: (call: grpc.ServerWritableStream<{ sweepId: string; limit: number }, ApiSweepDetail>) => {
+    WatchSweep: (call) => {
       if (!authorized(call.metadata)) {
         call.emit('error', refuse(new UnauthenticatedError(), 'WatchSweep'));
         return;
       }
       watchSweep(call, service, opts.watchIntervalMs ?? 250, refuse);
     },
-  });
+  };
+  server.addService(sweeperServiceDef(), handlers);
 
   server.addService(healthServiceDef(), {
     Check: (call: grpc.ServerUnaryCall<{ service: string }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
@@ -236,8 +229,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
 function detail(service: SweepService, sweepId: string, limit: number): ApiSweepDetail {
   const sweep = service.getSweep(sweepId);
   const board = service.leaderboard(sweep);
-  const shown = limit > 0 ? board.slice(0, limit) : board;
-  return { sweep: toApiSweep(service.sweepView(sweep, board)), trials: shown.map(toApiTrial) };
+  return toApiSweepDetail(service.sweepView(sweep, board), limit > 0 ? board.slice(0, limit) : board);
 }
 
 function trialDetail(service: SweepService, trialId: string): ApiTrialDetail {
@@ -261,7 +253,7 @@ function trialDetail(service: SweepService, trialId: string): ApiTrialDetail {
 }
 
 function watchSweep(
-  call: grpc.ServerWritableStream<{ sweepId: string; limit: number }, ApiSweepDetail>,
+  call: grpc.ServerWritableStream<WatchSweepRequest__Output, ApiSweepDetail>,
   service: SweepService,
   intervalMs: number,
   refuse: (err: unknown, rpc: string) => Partial<grpc.StatusObject>,
@@ -334,8 +326,9 @@ export class UnauthenticatedError extends SweeperError {
 
 /**
  * The one mapping from the error a call failed with to the status its client gets and the reason
- * it is counted under. Subclasses before their parents: ConfigError and InvalidRequestError are
- * UsageErrors, and every typed error is a SweeperError.
+ * it is counted under, by class only. Subclasses before their parents: ConfigError and
+ * InvalidRequestError are UsageErrors. Bad input is a UsageError; any other error, ours or not,
+ * is a fault of the controller (INTERNAL, logged with its stack).
  */
 export function toStatus(err: unknown, rpc: string, log: Logger): Refusal {
   const typed = (code: grpc.status, reason: RefusalReason): Refusal => ({ code, reason, details: (err as Error).message });
@@ -348,13 +341,13 @@ export function toStatus(err: unknown, rpc: string, log: Logger): Refusal {
   if (err instanceof NotFoundError && err.kind === 'agent') return typed(grpc.status.NOT_FOUND, 'unknown_agent');
   if (err instanceof NotFoundError) return typed(grpc.status.NOT_FOUND, 'not_found');
   if (err instanceof IllegalStateError) return typed(grpc.status.FAILED_PRECONDITION, 'failed_precondition');
-  if (err instanceof SweeperError) return typed(grpc.status.INVALID_ARGUMENT, 'invalid_argument');
-  const message = err instanceof Error ? err.message : String(err);
-  // Failures to reach JetStream are transient: callers retry UNAVAILABLE.
-  if (/timeout|TIMEOUT|disconnect|CONNECTION|503|no responders/i.test(message)) {
-    log.warn(`${rpc}: store unavailable`, { error: message });
-    return { code: grpc.status.UNAVAILABLE, details: `controller store unavailable: ${message}`, reason: 'unavailable' };
+  // JetStream out of reach (the event log says so): transient, and callers retry UNAVAILABLE.
+  if (err instanceof StoreUnavailableError) {
+    log.warn(`${rpc}: store unavailable`, { error: err.message });
+    return typed(grpc.status.UNAVAILABLE, 'unavailable');
   }
+  if (err instanceof UsageError) return typed(grpc.status.INVALID_ARGUMENT, 'invalid_argument');
+  const message = err instanceof Error ? err.message : String(err);
   log.error(`${rpc} failed`, { error: err instanceof Error ? (err.stack ?? message) : message });
   return { code: grpc.status.INTERNAL, details: message, reason: 'internal' };
 }
@@ -369,6 +362,12 @@ export function sumCounts(...records: Array<Record<string, number | undefined>>)
   return out;
 }
 
+/** A sweep and its trials (best first, as given) on the wire: GetSweep, WatchSweep, and `sweeper local`'s table. */
+export function toApiSweepDetail(sweep: SweepView, trials: readonly TrialView[]): ApiSweepDetail {
+  return { sweep: toApiSweep(sweep), trials: trials.map(toApiTrial) };
+}
+
+/** The one mapping of a sweep's view onto the wire; the proto's `optional` stands for null. */
 export function toApiSweep(v: SweepView): ApiSweep {
   return {
     id: v.id,
@@ -391,6 +390,7 @@ export function toApiSweep(v: SweepView): ApiSweep {
   };
 }
 
+/** The one mapping of a trial's view onto the wire; the proto's `optional` stands for null. */
 export function toApiTrial(v: TrialView): ApiTrial {
   return {
     id: v.id,
@@ -420,7 +420,6 @@ export function toApiTrial(v: TrialView): ApiTrial {
 
 /** Largest request accepted; config texts and output tails are the big ones. */
 const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
-const ID = /^[A-Za-z0-9_-]{1,200}$/;
 const MAX_TAIL_LINES = 1000;
 const MAX_LINE_CHARS = 64 * 1024;
 
@@ -445,7 +444,7 @@ export function checkRequest(rpc: string, req: unknown): string | undefined {
   for (const key of ['sweepId', 'agentId', 'trialId']) {
     const v = r[key];
     if (v === undefined || (rpc === 'ListSweeps' && key === 'sweepId')) continue;
-    if (typeof v !== 'string' || !ID.test(v)) return `${key} must be 1-200 letters, digits, '-' or '_'`;
+    if (typeof v !== 'string' || !ID_PATTERN.test(v)) return `${key} must be ${ID_RULE}`;
   }
   if (rpc === 'CreateSweep' && typeof r.configText === 'string' && r.configText.length > 1024 * 1024) return 'config text over 1 MiB';
   for (const [key, entries, chars] of LIST_LIMITS) {

@@ -24,7 +24,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { nkeys } from 'nats';
 import { agentInboxPrefix, controlSubject } from '../common/control-wire.js';
-import { SweeperError } from '../domain/errors.js';
+import { SweeperError, UsageError } from '../domain/errors.js';
 import { agentMetricsWildcard } from '../common/metrics-wire.js';
 import { accountJwt, operatorJwt, userJwt, type UserPermissions } from '../common/nats-jwt.js';
 
@@ -135,7 +135,7 @@ export class NatsAuthority {
 
   /** A user JWT for the key an agent proved, with the rights of that agent in that sweep only. */
   agentJwt(agentPublicKey: string, sweepId: string, agentId: string): string {
-    if (!/^U[A-Z2-7]{55}$/.test(agentPublicKey)) throw new NatsAuthError('the agent sent no valid NATS user public key');
+    if (!/^U[A-Z2-7]{55}$/.test(agentPublicKey)) throw new UsageError('the agent sent no valid NATS user public key');
     return userJwt(this.signing, agentPublicKey, `sweeper-agent-${agentId}`, agentPermissions(sweepId, agentId), this.accountPublicKey);
   }
 }

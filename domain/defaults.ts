@@ -13,6 +13,13 @@ export const MAX_HEARTBEAT_INTERVAL_MS = 5_000;
 export const DEFAULT_MAX_CRASH_RETRIES = 1;
 /** How long CompleteTrial waits for a trial's last metric batch to be ingested. */
 export const DEFAULT_METRIC_WAIT_MS = 10_000;
+/** How often an agent samples the GPU of each running trial (`sweeper agent --gpu-sample-interval`). */
+export const DEFAULT_GPU_SAMPLE_MS = 5_000;
+/**
+ * This many failed trials in a row within an agent's first minute stop it (`--max-initial-failures`,
+ * 0: never), as W&B's agent does: the program or its environment is broken.
+ */
+export const DEFAULT_MAX_INITIAL_FAILURES = 5;
 
 /** The heartbeat interval agents are told for a given timeout: at least four beats per timeout. */
 export function heartbeatIntervalFor(timeoutMs: number): number {

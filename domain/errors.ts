@@ -1,6 +1,8 @@
 /**
  * Named error classes shared by the controller, the agent and the CLI. Each carries context and,
- * where one exists, its cause. The CLI maps them to exit codes (see cli/exit-codes.ts).
+ * where one exists, its cause. Every error of ours is a SweeperError; the CLI maps them to exit
+ * codes (cli/exit.ts) and the gRPC adapter to status codes (`toStatus` in controller/grpc-server.ts),
+ * both by class, never by message text.
  */
 export class SweeperError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -58,3 +60,26 @@ export class IllegalStateError extends SweeperError {}
 
 /** An agent called about a sweep other than the one it registered for. */
 export class WrongSweepError extends SweeperError {}
+
+/**
+ * The controller's store (JetStream) could not be reached or did not answer in time: a timeout,
+ * a lost or closed connection, no responders. Transient: the gRPC adapter answers UNAVAILABLE,
+ * which clients retry. The NATS error is the cause.
+ */
+export class StoreUnavailableError extends SweeperError {
+  constructor(cause: unknown) {
+    super(`controller store unavailable: ${messageOf(cause)}`, { cause });
+  }
+}
+
+/**
+ * `err` as an error of ours: a SweeperError as it is, anything else (a library's error, a string
+ * thrown) wrapped in one with the same message and the original as its cause.
+ */
+export function coerceError(err: unknown): SweeperError {
+  return err instanceof SweeperError ? err : new SweeperError(messageOf(err), { cause: err });
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -3,7 +3,7 @@
  * work on the leaves, each known by its path (`['opt', 'lr']`), and the program receives a nested
  * object again. Both directions follow W&B so that orders and key layouts match its own.
  */
-import { Float, type ParamValue, type Params } from './values.js';
+import { Float, isFloatValue, isNumeric, stringifyTyped, toNumber, type ParamValue, type Params } from './values.js';
 import type { LeafParam, ParamSpecs } from './sweep-config.js';
 
 export type ParamPath = readonly string[];
@@ -39,11 +39,6 @@ export function leafEntries(specs: ParamSpecs, prefix: ParamPath = []): LeafEntr
     else out.push({ path, param: spec });
   }
   return out;
-}
-
-/** `opt.lr`, for messages. */
-export function formatPath(path: ParamPath): string {
-  return path.join('.');
 }
 
 /** Where a leaf sits in the config: `parameters.opt.parameters.lr`. */
@@ -125,4 +120,75 @@ export function flattenParams(params: ParamValue, prefix = ''): Array<[string, P
     return entries.flatMap(([k, v]) => flattenParams(v, prefix ? `${prefix}.${k}` : k));
   }
   return [[prefix, params]];
+}
+
+/*
+ * Telling parameter values apart. Two keys, because two questions are asked:
+ *
+ * - `wandbValueKey`: is this the same grid point or category as W&B would say? Used wherever
+ *   Sweeper must agree with W&B on which values are one: the grid's points, the categories and
+ *   the "already run" set of the model-based strategies (`leafValuesKey`).
+ * - `looseValueKey`: did a caller mean these parameters? Used by `createOptimizer`'s
+ *   `tell(params, ...)`, which matches results a harness reports, often through JSON or another
+ *   language that writes 3.0 as 3 at any depth.
+ *
+ * Both ignore the key order of objects and keep `true` apart from `1` and `"1"` apart from `1`.
+ */
+
+/**
+ * The key W&B tells values apart by (its hash of the YAML dump): an integral float equals its
+ * int (`3.0` covers `3`: W&B's backend turns run values such as 3e6 into ints), but only at the
+ * top of a value, so `[1.0]` does not cover `[1]`.
+ */
+export function wandbValueKey(value: ParamValue): string {
+  if (isFloatValue(value)) {
+    const n = toNumber(value as number | Float);
+    if (Number.isInteger(n)) return String(n + 0);
+  }
+  return canonicalJson(value);
+}
+
+function canonicalJson(value: ParamValue): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (isPlainObject(value)) {
+    const keys = Object.keys(value).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(',')}}`;
+  }
+  return stringifyTyped(value);
+}
+
+/** A key where every number compares by value, at any depth: 3.0 matches 3, `[1.0]` matches `[1]`. */
+export function looseValueKey(value: ParamValue): string {
+  if (isNumeric(value)) return String(toNumber(value));
+  if (Array.isArray(value)) return `[${value.map(looseValueKey).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${looseValueKey(value[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/**
+ * One key for the values at several leaves (`wandbValueKey` of each), or undefined when a leaf is
+ * missing from the parameters: which point of a search space a trial ran.
+ */
+export function leafValuesKey(params: Params, paths: readonly ParamPath[]): string | undefined {
+  const parts: string[] = [];
+  for (const path of paths) {
+    const found = valueAtPath(params, path);
+    if (!found) return undefined;
+    parts.push(wandbValueKey(found.value));
+  }
+  return joinValueKeys(parts);
+}
+
+/** The same key from the leaves' values themselves, in the same order. */
+export function valuesKey(values: readonly ParamValue[]): string {
+  return joinValueKeys(values.map(wandbValueKey));
+}
+
+function joinValueKeys(parts: readonly string[]): string {
+  return parts.join('\u0000');
 }

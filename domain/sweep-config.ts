@@ -2,29 +2,11 @@
  * The sweep configuration after validation: W&B's sweep config with every parameter's
  * distribution inferred and W&B's defaults filled in. Strategies and stopping rules read only this.
  */
-import type { Float, ParamValue } from './values.js';
+import type { Distribution } from './distributions.js';
+import type { Goal } from './objective.js';
+import { isNumeric, toNumber, type Float, type ParamValue } from './values.js';
 
-export const DISTRIBUTIONS = [
-  'constant',
-  'categorical',
-  'categorical_w_probabilities',
-  'int_uniform',
-  'uniform',
-  'q_uniform',
-  'log_uniform',
-  'log_uniform_values',
-  'q_log_uniform',
-  'q_log_uniform_values',
-  'inv_log_uniform',
-  'inv_log_uniform_values',
-  'normal',
-  'q_normal',
-  'log_normal',
-  'q_log_normal',
-  'beta',
-  'q_beta',
-] as const;
-export type Distribution = (typeof DISTRIBUTIONS)[number];
+export { DISTRIBUTIONS, type Distribution } from './distributions.js';
 
 export const METHODS = ['grid', 'random', 'bayes', 'tpe'] as const;
 export type Method = (typeof METHODS)[number];
@@ -67,7 +49,7 @@ export type ParamSpecs = { [name: string]: ParamSpec };
 
 export interface MetricSpec {
   name: string;
-  goal: 'minimize' | 'maximize';
+  goal: Goal;
   target?: number;
   /** bayes/tpe: the value given to failed trials (W&B's, default 'worst'; a number is a Sweeper extension). */
   impute?: 'worst' | 'best' | 'latest' | number;
@@ -102,7 +84,36 @@ export interface ConfigIssue {
   message: string;
 }
 
+/** A finite number as a config may hold one: a plain number or a boxed float. */
+export function isFiniteNumber(v: unknown): v is number | Float {
+  return isNumeric(v) && Number.isFinite(toNumber(v));
+}
+
+/** An integer of at least `min`, as W&B's JSON schema reads an `integer` field: `10.0` is one. */
+export function isCount(v: unknown, min: number): v is number | Float {
+  return isNumeric(v) && Number.isSafeInteger(toNumber(v)) && toNumber(v) >= min;
+}
+
 export interface ParsedConfig {
   config: SweepConfig;
   warnings: ConfigIssue[];
+}
+
+/**
+ * The configs the config parser produced (and the codec decoded: the event log stores parsed
+ * configs only). A library function given a config asks `isParsedConfig` whether it still needs
+ * validating, and the grid whether its own checks already ran. Kept by identity, so a copy is
+ * not branded and is validated again: safe, only slower. A parsed config is never changed.
+ */
+const parsedConfigs = new WeakSet<object>();
+
+/** For the config parser and codec only: records that `config` came out of them. */
+export function markParsed<T extends SweepConfig>(config: T): T {
+  parsedConfigs.add(config);
+  return config;
+}
+
+/** Whether `config` is one the config parser produced, as it produced it. */
+export function isParsedConfig(config: unknown): config is SweepConfig {
+  return typeof config === 'object' && config !== null && parsedConfigs.has(config);
 }

@@ -9,6 +9,7 @@
  * Non-finite numbers are floats. `parseTypedJson` and `stringifyTyped` keep the distinction on the
  * wire and on disk.
  */
+import { SweeperError } from './errors.js';
 
 /** A float whose value is integral (or -0), kept boxed so it still prints as `3.0`. */
 export class Float {
@@ -151,7 +152,7 @@ export function stringifyTyped(v: ParamValue, indent?: number): string {
   return walk(v, 0);
 }
 
-export class TypedJsonError extends Error {
+export class TypedJsonError extends SweeperError {
   constructor(
     message: string,
     readonly position: number,
@@ -259,11 +260,6 @@ export function parseTypedJson(text: string): ParamValue {
   ws();
   if (i !== text.length) fail('unexpected trailing text');
   return result;
-}
-
-/** Deep equality on parameter values that respects the int/float distinction (1 != 1.0). */
-export function sameValue(a: ParamValue, b: ParamValue): boolean {
-  return stringifyTyped(a) === stringifyTyped(b);
 }
 
 /**

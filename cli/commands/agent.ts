@@ -1,22 +1,25 @@
 import { resolve } from 'node:path';
-import { Agent } from '../../agent/agent.js';
+import { Agent, type AgentOptions } from '../../agent/agent.js';
 import { buildSlots, discoverGpus, selectGpus, type Slot } from '../../agent/gpus.js';
-import { UsageError } from '../../domain/errors.js';
-import { createLogger } from '../../common/log.js';
+import { createLogger, type Logger } from '../../common/log.js';
 import { clientSecurity, type ClientOptions } from '../client-options.js';
+import { conflictingFlags } from '../flags.js';
 import { onShutdownSignals } from '../signals.js';
 
+/** `sweeper agent`'s flags as commander parsed them (cli/main.ts): checked, defaults filled in, durations in milliseconds. */
 export interface AgentCommandOptions extends ClientOptions {
   count?: number;
   nats?: string;
   agentId?: string;
+  /** --grace, in ms. */
   grace: number;
-  /** Seconds without an answer from the controller before the agent gives up; undefined: never. */
+  /** --controller-timeout, in ms; undefined: retry the controller forever. */
   controllerTimeout?: number;
   maxInitialFailures: number;
   gpus?: string;
   perGpu: number;
   parallel: number;
+  /** --gpu-sample-interval, in ms. */
   gpuSampleInterval: number;
   spoolDir: string;
   /** False with --no-spool. */
@@ -26,20 +29,32 @@ export interface AgentCommandOptions extends ClientOptions {
 /** `sweeper agent SWEEP_ID`: run trials in the current directory until the sweep is over. */
 export async function runAgentCommand(sweepId: string, o: AgentCommandOptions): Promise<void> {
   const log = createLogger('agent');
-  if (o.gpus !== undefined && o.parallel > 1) throw new UsageError('--parallel is for hosts without GPUs; with --gpus use --per-gpu');
-  let slots: Slot[];
-  if (o.gpus !== undefined) {
-    const gpus = selectGpus(o.gpus, await discoverGpus());
-    log.info(`using ${gpus.length} GPU${gpus.length > 1 ? 's' : ''}, ${o.perGpu} trial${o.perGpu > 1 ? 's' : ''} each`, {
-      gpus: gpus.map((g) => `${g.index}:${g.name}`).join(', '),
-    });
-    slots = buildSlots({ gpus, perGpu: o.perGpu });
-  } else {
-    slots = buildSlots({ parallel: o.parallel });
+  if (o.gpus !== undefined && o.parallel > 1) throw conflictingFlags('--parallel', '--gpus', 'it is for hosts without GPUs; with --gpus use --per-gpu');
+  const agent = new Agent(agentOptions(sweepId, o, await slotsFor(o, log), log));
+  const release = onShutdownSignals((signal, n) => agent.shutdown(n === 1 ? `received ${signal}` : `received ${signal} again`));
+  try {
+    const summary = await agent.run();
+    log.info(`agent done: ${summary.reason}`, { trials: summary.trialsRun });
+  } finally {
+    release();
   }
-  const agent = new Agent({
+}
+
+/** The slots --gpus/--per-gpu or --parallel ask for. */
+async function slotsFor(o: AgentCommandOptions, log: Logger): Promise<Slot[]> {
+  if (o.gpus === undefined) return buildSlots({ parallel: o.parallel });
+  const gpus = selectGpus(o.gpus, await discoverGpus());
+  log.info(`using ${gpus.length} GPU${gpus.length > 1 ? 's' : ''}, ${o.perGpu} trial${o.perGpu > 1 ? 's' : ''} each`, {
+    gpus: gpus.map((g) => `${g.index}:${g.name}`).join(', '),
+  });
+  return buildSlots({ gpus, perGpu: o.perGpu });
+}
+
+/** The flags, with the NATS credentials of the environment (SWEEPER_NATS_*), as the agent's options. */
+export function agentOptions(sweepId: string, o: AgentCommandOptions, slots: Slot[], log: Logger): AgentOptions {
+  return {
     slots,
-    gpuSampleMs: o.gpuSampleInterval * 1000,
+    gpuSampleMs: o.gpuSampleInterval,
     sweepId,
     controller: o.controller,
     security: clientSecurity(o),
@@ -50,17 +65,10 @@ export async function runAgentCommand(sweepId: string, o: AgentCommandOptions): 
     count: o.count,
     agentId: o.agentId,
     cwd: process.cwd(),
-    graceMs: o.grace * 1000,
-    controllerTimeoutMs: o.controllerTimeout !== undefined ? o.controllerTimeout * 1000 : undefined,
+    graceMs: o.grace,
+    controllerTimeoutMs: o.controllerTimeout,
     maxInitialFailures: o.maxInitialFailures,
     spoolDir: o.spool ? resolve(o.spoolDir) : undefined,
     log,
-  });
-  const release = onShutdownSignals((signal, n) => agent.shutdown(n === 1 ? `received ${signal}` : `received ${signal} again`));
-  try {
-    const summary = await agent.run();
-    log.info(`agent done: ${summary.reason}`, { trials: summary.trialsRun });
-  } finally {
-    release();
-  }
+  };
 }

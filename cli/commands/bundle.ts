@@ -16,7 +16,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFi
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MissingDependencyError, SweeperError, UsageError } from '../../domain/errors.js';
+import { coerceError, MissingDependencyError, SweeperError, UsageError } from '../../domain/errors.js';
 import { ensureNatsServer } from '../../common/nats-server.js';
 
 /** The package's root: this file runs as dist/cli/commands/bundle.js. */
@@ -98,7 +98,7 @@ function run(cmd: string, args: string[], io: { stdin?: number; stdout?: number 
       reject(
         err.code === 'ENOENT'
           ? new MissingDependencyError(`'${cmd}' is needed to make the bundle: install it (Debian: apt-get install -y ${cmd === 'xz' ? 'xz-utils' : cmd})`)
-          : err,
+          : coerceError(err),
       ),
     );
     child.on('close', (code, signal) => (code === 0 ? resolve() : reject(new SweeperError(`${cmd} ${args.join(' ')} failed (${signal ?? `exit ${code}`})`))));

@@ -26,11 +26,12 @@ import { renderLeaderboard, renderSummary } from '../table.js';
 import { apiTokenFor, reopenCommand, startDataFolderNats, type DataFolderNats } from './open.js';
 import { LiveScreen, useColor } from './watch.js';
 
+/** `sweeper local`'s flags as commander parsed them (cli/main.ts), defaults filled in. */
 export interface LocalOptions {
   agents: number;
   /** One agent driving these GPUs instead of `agents` plain ones. */
   gpus?: string;
-  perGpu?: number;
+  perGpu: number;
   json?: boolean;
   data?: string;
 }
@@ -90,7 +91,7 @@ export async function runLocal(file: string, o: LocalOptions): Promise<void> {
 
     // With --gpus, one agent drives every GPU of this host (a trial per GPU slot).
     const agentCount = o.gpus !== undefined ? 1 : o.agents;
-    const gpuArgs = o.gpus !== undefined ? ['--gpus', o.gpus, '--per-gpu', String(o.perGpu ?? 1)] : [];
+    const gpuArgs = o.gpus !== undefined ? ['--gpus', o.gpus, '--per-gpu', String(o.perGpu)] : [];
     for (let i = 1; i <= agentCount; i++) {
       const out = createWriteStream(join(dataDir, `agent-${i}.log`), { flags: 'a' });
       const child = spawn(

@@ -93,18 +93,7 @@ function describeHolder(pid: number): string {
 export async function startDataFolderNats(dataDir: string, log: Logger, hint: (holder: string) => string): Promise<DataFolderNats> {
   try {
     return await startEmbeddedNats(
-      {
-        host: '127.0.0.1',
-        port: 0,
-        natsPort: -1,
-        natsReplicas: 1,
-        data: dataDir,
-        heartbeatTimeout: 30,
-        maxCrashRetries: 1,
-        dashboard: true,
-        dashboardHost: '127.0.0.1',
-        dashboardPort: 0,
-      },
+      { host: '127.0.0.1', natsPort: -1, data: dataDir },
       log,
     );
   } catch (err) {

@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
+import { isLoopbackHost } from '../../common/net.js';
 import { resolve } from 'node:path';
-import { AddressInUseError, SweeperError, UsageError } from '../../domain/errors.js';
+import { AddressInUseError, coerceError, SweeperError, UsageError } from '../../domain/errors.js';
 import { createLogger, type Logger } from '../../common/log.js';
 import type { NatsServerHandle } from '../../common/nats-server.js';
 import { ensureNatsServer, startNatsServer } from '../../common/nats-server.js';
@@ -8,8 +9,10 @@ import { lockDataFolder } from '../../common/pid-file.js';
 import { startController } from '../../controller/controller.js';
 import { NatsAuthority } from '../../controller/nats-auth.js';
 import { natsAuthDir } from './nats-auth.js';
+import { incompleteFlags } from '../flags.js';
 import { onShutdownSignals } from '../signals.js';
 
+/** `sweeper server`'s flags as commander parsed them (cli/main.ts): checked, defaults filled in, durations in milliseconds. */
 export interface ServerOptions {
   host: string;
   port: number;
@@ -21,6 +24,7 @@ export interface ServerOptions {
   natsPort: number;
   natsReplicas: number;
   data: string;
+  /** --heartbeat-timeout, in ms. */
   heartbeatTimeout: number;
   maxCrashRetries: number;
   /** False with --no-dashboard. */
@@ -42,15 +46,12 @@ function withPortHint(err: unknown): unknown {
   return err instanceof AddressInUseError ? new UsageError(`${err.message}: ${PORT_FLAGS[err.service]}`, { cause: err }) : err;
 }
 
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host.startsWith('127.') || host === '::1' || host === '[::1]';
-}
 
 function readPem(file: string, flag: string): Buffer {
   try {
     return readFileSync(file);
   } catch (err) {
-    throw new UsageError(`cannot read ${flag} ${file}: ${(err as Error).message}`);
+    throw new UsageError(`cannot read ${flag} ${file}: ${coerceError(err).message}`, { cause: err });
   }
 }
 
@@ -58,15 +59,15 @@ function readPem(file: string, flag: string): Buffer {
 export async function runServer(o: ServerOptions): Promise<void> {
   const log = createLogger('server');
   // Anything that can reach an open API can run programs on the agents' hosts.
-  if (!isLoopback(o.host) && !o.token && !o.insecureBind) {
+  if (!isLoopbackHost(o.host) && !o.token && !o.insecureBind) {
     throw new UsageError(
       `refusing to serve on ${o.host} without an API token: set --token (or SWEEPER_TOKEN), or pass --insecure-bind if the network is trusted`,
     );
   }
-  if (o.dashboard && !isLoopback(o.dashboardHost) && !o.token && !o.insecureBind) {
+  if (o.dashboard && !isLoopbackHost(o.dashboardHost) && !o.token && !o.insecureBind) {
     throw new UsageError(`refusing to serve the dashboard on ${o.dashboardHost} without a token: set --token, or pass --insecure-bind if the network is trusted`);
   }
-  if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new UsageError('--tls-cert and --tls-key go together');
+  if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw incompleteFlags('--tls-cert', '--tls-key');
   const tls = o.tlsCert && o.tlsKey ? { cert: readPem(o.tlsCert, '--tls-cert'), key: readPem(o.tlsKey, '--tls-key') } : undefined;
 
   let nats: EmbeddedNats | undefined;
@@ -96,7 +97,7 @@ export async function runServer(o: ServerOptions): Promise<void> {
       natsToken,
       natsAuthority,
       natsReplicas: o.natsReplicas,
-      heartbeatTimeoutMs: o.heartbeatTimeout * 1000,
+      heartbeatTimeoutMs: o.heartbeatTimeout,
       maxCrashRetries: o.maxCrashRetries,
       dashboard: o.dashboard ? { host: o.dashboardHost, port: dashboardPort } : undefined,
       log,
@@ -157,7 +158,7 @@ export class EmbeddedNatsError extends SweeperError {}
  * guardian died too, the next start stops it (see common/nats-server.ts); without both, a
  * `kill -9` left nats-server holding the port and every restart failed.
  */
-export async function startEmbeddedNats(o: ServerOptions, log: Logger): Promise<EmbeddedNats> {
+export async function startEmbeddedNats(o: Pick<ServerOptions, 'data' | 'host' | 'natsPort'>, log: Logger): Promise<EmbeddedNats> {
   const dataDir = resolve(o.data);
   mkdirSync(dataDir, { recursive: true });
   const lock = lockDataFolder(dataDir, 'sweeper server');
@@ -193,7 +194,7 @@ export async function startEmbeddedNats(o: ServerOptions, log: Logger): Promise<
       try {
         current = await start(current.port);
       } catch (err) {
-        throw new EmbeddedNatsError(`the embedded nats-server exited and could not be started again: ${(err as Error).message}`, { cause: err });
+        throw new EmbeddedNatsError(`the embedded nats-server exited and could not be started again: ${coerceError(err).message}`, { cause: err });
       }
       // stop() came while it was starting, and found only the dead one to stop.
       if (stopping) await current.stop();

@@ -16,7 +16,7 @@
  * with `ask` trials when the line carries an "ask" count (0 for none). End of input ends it.
  */
 import { createInterface } from 'node:readline';
-import { UsageError } from '../../domain/errors.js';
+import { coerceError, UsageError } from '../../domain/errors.js';
 import { parseTypedJson, stringifyTyped, type ParamValue } from '../../domain/values.js';
 import { createOptimizer, type Optimizer, type TellResult } from '../../controller/optimizer/ask-tell.js';
 import { parseConfigFile } from '../../controller/config/parse.js';
@@ -47,7 +47,7 @@ export async function runSuggest(options: SuggestOptions): Promise<void> {
     try {
       emit(optimizer, handle(optimizer, line), write);
     } catch (err) {
-      write(JSON.stringify({ error: err instanceof Error ? err.message : String(err), line: lineNumber }));
+      write(JSON.stringify({ error: coerceError(err).message, line: lineNumber }));
     }
   }
 }
@@ -58,7 +58,7 @@ function handle(optimizer: Optimizer, line: string): number {
   try {
     msg = parseTypedJson(line);
   } catch (err) {
-    throw new UsageError(`not JSON: ${err instanceof Error ? err.message : String(err)}`);
+    throw new UsageError(`not JSON: ${coerceError(err).message}`, { cause: err });
   }
   if (!isPlainObject(msg)) throw new UsageError('expected a JSON object');
   const ask = msg.ask;

@@ -42,19 +42,32 @@ function render(detail: ApiSweepDetail): string {
   return renderLeaderboard(detail, { width: process.stdout.columns || 120, color: useColor(process.stdout), maxRows: Math.max(5, (process.stdout.rows || 40) - 12) });
 }
 
-/** The JSON form of a snapshot: params decoded, values as numbers or null. */
+/**
+ * The one mapping of a snapshot off the wire onto `--json`: the proto's fields under their names,
+ * params and config decoded, optional values as numbers or null.
+ */
 export function detailJson(detail: ApiSweepDetail): unknown {
   return {
-    sweep: { ...detail.sweep, bestValue: detail.sweep.bestValue ?? null, config: JSON.parse(detail.sweep.configJson), configJson: undefined },
+    sweep: { ...fields(detail.sweep), bestValue: detail.sweep.bestValue ?? null, config: JSON.parse(detail.sweep.configJson), configJson: undefined },
     trials: detail.trials.map((t) => ({
-      ...t,
+      ...fields(t),
       params: JSON.parse(t.paramsJson),
       paramsJson: undefined,
       bestValue: t.bestValue ?? null,
       lastValue: t.lastValue ?? null,
       exitCode: t.exitCode ?? null,
+      gpuUtil: t.gpuUtil ?? null,
+      gpuMemoryMb: t.gpuMemoryMb ?? null,
     })),
   };
+}
+
+/**
+ * A message's fields without the markers proto-loader adds for each `optional` field that is set
+ * (`_bestValue: 'bestValue'`, its `oneofs` option): they name no field of the proto.
+ */
+function fields<T extends object>(message: T): T {
+  return Object.fromEntries(Object.entries(message).filter(([key]) => !key.startsWith('_'))) as T;
 }
 
 /**

@@ -4,14 +4,15 @@
  */
 import type { ParamValue } from '../../domain/values.js';
 import { Float, parseTypedJson, stringifyTyped } from '../../domain/values.js';
-import type { SweepConfig } from '../../domain/sweep-config.js';
+import { markParsed, type SweepConfig } from '../../domain/sweep-config.js';
 
 export function encodeConfig(config: SweepConfig): string {
   return stringifyTyped(dropUndefined(config) as ParamValue);
 }
 
+/** A stored config; the event log holds only configs the parser produced, so it counts as parsed. */
 export function decodeConfig(json: string): SweepConfig {
-  return parseTypedJson(json) as unknown as SweepConfig;
+  return markParsed(parseTypedJson(json) as unknown as SweepConfig);
 }
 
 function dropUndefined(v: unknown): unknown {

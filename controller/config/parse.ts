@@ -8,33 +8,38 @@
  * every message can then name the distribution the user asked for.
  */
 import type { z } from 'zod';
+import { DISTRIBUTIONS, DISTRIBUTION_TRAITS, isDistribution, type Distribution } from '../../domain/distributions.js';
 import { Float, isIntValue, isNumeric, toNumber } from '../../domain/values.js';
-import { argvIssues } from './argv.js';
-import { ConfigError, describe, didYouMean } from './errors.js';
-import { loadConfigFile, loadConfigText } from './load.js';
 import {
-  DISTRIBUTION_RULES,
-  KNOWN_KEYS,
-  PARAM_KEYS,
-  PARAMETER_NAME,
-  UNSUPPORTED_WANDB_KEYS,
-  EARLY_TERMINATE_RULES,
-  earlyTerminateTypeSchema,
   isFiniteNumber,
-  sweepConfigSchema,
-} from './schema.js';
-import {
-  DISTRIBUTIONS,
+  isParsedConfig,
+  markParsed,
   type ConfigIssue,
-  type Distribution,
   type EarlyTerminateSpec,
   type LeafParam,
+  type MetricSpec,
   type ParamSpec,
   type ParamSpecs,
   type ParsedConfig,
   type SweepConfig,
 } from '../../domain/sweep-config.js';
-import { validateGridConfig } from '../strategies/grid.js';
+import { strategyEntry } from '../strategies/index.js';
+import { argvIssues } from './argv.js';
+import { ConfigError, describe, didYouMean } from './errors.js';
+import { loadConfigFile, loadConfigText } from './load.js';
+import {
+  DISTRIBUTION_RULES,
+  EARLY_TERMINATE_RULES,
+  KNOWN_KEYS,
+  PARAM_KEYS,
+  PARAMETER_NAME,
+  UNSUPPORTED_WANDB_KEYS,
+  earlyTerminateTypeSchema,
+  metricSchema,
+  sweepConfigSchema,
+} from './schema.js';
+
+export { isParsedConfig };
 
 /** Problems and warnings, collected over the whole walk. */
 type Report = { issues: ConfigIssue[]; warnings: ConfigIssue[] };
@@ -46,10 +51,6 @@ function isMapping(v: unknown): v is Record<string, unknown> {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
   const proto: unknown = Object.getPrototypeOf(v);
   return proto === Object.prototype || proto === null;
-}
-
-function isDistribution(s: string): s is Distribution {
-  return (DISTRIBUTIONS as readonly string[]).includes(s);
 }
 
 /** Assigns without letting a key such as `__proto__` reach the prototype. */
@@ -73,16 +74,10 @@ export function parseConfig(input: unknown): ParsedConfig {
 
   const parameters = parseParameters(input.parameters, 'parameters', report);
 
-  let earlyTerminate: EarlyTerminateSpec | undefined;
-  if (input.early_terminate !== undefined) {
-    earlyTerminate = parseEarlyTerminate(input.early_terminate, report);
-    if (input.metric === undefined) {
-      report.issues.push({ path: 'metric', message: 'required when early_terminate is set (stopping compares runs on it)' });
-    }
-  }
+  const earlyTerminate = parseStopping(input, report);
 
-  if ((input.method === 'bayes' || input.method === 'tpe') && input.metric === undefined) {
-    report.issues.push({ path: 'metric', message: `required for method '${input.method}' (it searches for the best value of the metric)` });
+  if (strategyEntry(input.method)?.needsMetric && input.metric === undefined) {
+    report.issues.push({ path: 'metric', message: `required for method '${String(input.method)}' (it searches for the best value of the metric)` });
   }
 
   if (!top.success || report.issues.length > 0 || parameters === undefined) {
@@ -108,11 +103,52 @@ export function parseConfig(input: unknown): ParsedConfig {
     seed: d.seed,
   };
   for (const [k, v] of Object.entries(parts)) if (v !== undefined) Object.assign(config, { [k]: v });
-  // Distributions a grid cannot enumerate are config errors, reported with the rest at validation;
-  // so is an argv that the agent could not report back (see argv.ts).
-  const late = [...(config.method === 'grid' ? validateGridConfig(config) : []), ...argvIssues(config)];
+  // What the method cannot run (distributions a grid cannot enumerate) is a config error, reported
+  // with the rest at validation; so is an argv that the agent could not report back (see argv.ts).
+  const late = [...(strategyEntry(config.method)?.validate?.(config) ?? []), ...argvIssues(config)];
   if (late.length > 0) throw new ConfigError(inFileOrder(late, input), report.warnings);
-  return { config, warnings: report.warnings };
+  return { config: markParsed(config), warnings: report.warnings };
+}
+
+/**
+ * A config as the library needs it: one from the parser as it is, anything else validated by
+ * `parseConfig` (throws `ConfigError` listing every problem; warnings are dropped).
+ */
+export function toParsedConfig(config: SweepConfig | Record<string, unknown>): SweepConfig {
+  return isParsedConfig(config) ? config : parseConfig(config).config;
+}
+
+/** What a stopping rule reads of a config, validated. */
+export interface StoppingKeysConfig {
+  metric?: MetricSpec;
+  early_terminate?: EarlyTerminateSpec;
+}
+
+/**
+ * The two keys a stopping rule reads, `metric` and `early_terminate`, validated exactly as
+ * `parseConfig` validates them (defaults filled), for a library call given only these two.
+ * Throws `ConfigError` listing every problem.
+ */
+export function parseStoppingKeys(input: { metric?: unknown; early_terminate?: unknown }): StoppingKeysConfig {
+  const report: Report = { issues: [], warnings: [] };
+  const metric = input.metric === undefined ? undefined : metricSchema.safeParse(input.metric);
+  if (metric && !metric.success) report.issues.push(...fromZod(metric.error, 'metric'));
+  const earlyTerminate = parseStopping(input, report);
+  if (report.issues.length > 0) throw new ConfigError(inFileOrder(report.issues, input), report.warnings);
+  const out: StoppingKeysConfig = {};
+  if (metric?.success) out.metric = compact({ ...metric.data });
+  if (earlyTerminate) out.early_terminate = earlyTerminate;
+  return out;
+}
+
+/** `early_terminate`, and the metric it needs. */
+function parseStopping(input: { metric?: unknown; early_terminate?: unknown }, report: Report): EarlyTerminateSpec | undefined {
+  if (input.early_terminate === undefined) return undefined;
+  const earlyTerminate = parseEarlyTerminate(input.early_terminate, report);
+  if (input.metric === undefined) {
+    report.issues.push({ path: 'metric', message: 'required when early_terminate is set (stopping compares runs on it)' });
+  }
+  return earlyTerminate;
 }
 
 export function parseConfigText(text: string, filename?: string): ParsedConfig {
@@ -174,7 +210,7 @@ function parseEarlyTerminate(raw: unknown, report: Report): EarlyTerminateSpec |
     report.issues.push(...fromZod(head.error, 'early_terminate'));
     return undefined;
   }
-  const rule = EARLY_TERMINATE_RULES[head.data.type as keyof typeof EARLY_TERMINATE_RULES];
+  const rule = EARLY_TERMINATE_RULES[head.data.type];
   const parsed = rule.schema.safeParse(raw);
   if (!parsed.success) report.issues.push(...fromZod(parsed.error, 'early_terminate', rule.keys));
   rule.check(head.data, report.issues, report.warnings);
@@ -422,10 +458,11 @@ function parseLeaf(spec: Record<string, unknown>, path: string, report: Report):
     }
   }
 
-  const boundCheck: Check = distribution === 'int_uniform' ? integer : finite;
+  const traits = DISTRIBUTION_TRAITS[distribution];
+  const boundCheck: Check = traits.integer ? integer : finite;
   const min = numeric(
     'min',
-    rule.positiveBounds
+    traits.positiveBounds
       ? (v) =>
           finite(v) ??
           (toNumber(v as number) > 0
@@ -451,13 +488,12 @@ function parseLeaf(spec: Record<string, unknown>, path: string, report: Report):
   const q = numeric('q', positive) ?? defaults.q;
   Object.assign(leaf, Object.fromEntries(Object.entries({ mu, sigma, a, b, q }).filter(([, v]) => v !== undefined)));
 
-  if (rule.exponentBoundsOf) {
-    const inverse = distribution === 'inv_log_uniform';
+  if (traits.valuesForm) {
     report.warnings.push({
       path: child(path, 'distribution'),
       message:
         `'${distribution}' takes natural-log exponents as bounds (values from ` +
-        `${inverse ? 'e^-max to e^-min' : 'e^min to e^max'}); to give the values themselves, use '${rule.exponentBoundsOf}'`,
+        `${traits.inverted ? 'e^-max to e^-min' : 'e^min to e^max'}); to give the values themselves, use '${traits.valuesForm}'`,
     });
   }
 

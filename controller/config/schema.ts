@@ -2,15 +2,19 @@
  * The rules of W&B's sweep config, field by field: zod schemas for the top level, `metric` and
  * `early_terminate`, and a table of keys and defaults for each parameter distribution (the
  * parameter tree itself is walked in parse.ts, where messages can name the distribution).
+ * What a method or a stopping rule needs of a config comes from their registries
+ * (controller/strategies, controller/stopping), what a distribution is from domain/distributions.
  *
  * Every schema carries its own message: zod's defaults ("Invalid input") do not tell a user
  * what to write instead.
  */
 import { z } from 'zod';
-import { Float, isNumeric, toNumber } from '../../domain/values.js';
+import { DISTRIBUTIONS, DISTRIBUTION_TRAITS, type Distribution } from '../../domain/distributions.js';
+import { GOALS } from '../../domain/objective.js';
+import { Float, toNumber } from '../../domain/values.js';
+import { isCount, isFiniteNumber, METHODS } from '../../domain/sweep-config.js';
+import { STOPPING_RULES, STOPPING_TYPES, keyAccepts, keyExpectation, type StoppingKey, type StoppingRuleEntry, type StoppingType } from '../stopping/index.js';
 import { describe, didYouMean } from './errors.js';
-import type { ConfigIssue, Distribution } from '../../domain/sweep-config.js';
-import { ASHA_DEFAULTS, ASHA_FITS, MEDIAN_DEFAULTS } from '../stopping/types.js';
 
 export const TOP_LEVEL_KEYS = [
   'method',
@@ -31,13 +35,7 @@ export const TOP_LEVEL_KEYS = [
 export const UNSUPPORTED_WANDB_KEYS = ['apiVersion', 'kind', 'controller', 'job', 'image_uri', 'metrics', 'scheduler'];
 
 export const METRIC_KEYS = ['name', 'goal', 'target', 'impute', 'impute_while_running'] as const;
-export const GOALS = ['minimize', 'maximize'] as const;
-export const SUPPORTED_METHODS = ['grid', 'random', 'bayes', 'tpe'] as const;
 export const IMPUTE_STRATEGIES = ['worst', 'best', 'latest'] as const;
-export const EARLY_TERMINATE_TYPES = ['hyperband', 'asha', 'median'] as const;
-export const HYPERBAND_KEYS = ['type', 'min_iter', 'max_iter', 's', 'eta', 'strict'] as const;
-export const ASHA_KEYS = ['type', 'min_iter', 'eta', 'max_iter', 'fit'] as const;
-export const MEDIAN_KEYS = ['type', 'warmup_steps', 'min_trials'] as const;
 
 /** W&B's pattern for parameter names. */
 export const PARAMETER_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
@@ -46,16 +44,12 @@ export const PARAMETER_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 export const KNOWN_KEYS: Record<string, readonly string[]> = {
   '': TOP_LEVEL_KEYS,
   metric: METRIC_KEYS,
-  early_terminate: HYPERBAND_KEYS,
 };
 
-export function isFiniteNumber(v: unknown): v is number | Float {
-  return isNumeric(v) && Number.isFinite(toNumber(v));
-}
-
-/** An integer count; `10.0` is accepted, as W&B's JSON schema does for `integer` fields. */
-function isCount(v: unknown, min: number): v is number | Float {
-  return isNumeric(v) && Number.isSafeInteger(toNumber(v)) && toNumber(v) >= min;
+/** `a, b or c`, each quoted when `quote` is set. */
+function orList(words: readonly string[], quote = false): string {
+  const shown = words.map((w) => (quote ? `'${w}'` : w));
+  return shown.length <= 1 ? shown.join('') : `${shown.slice(0, -1).join(', ')} or ${shown[shown.length - 1]}`;
 }
 
 /** A field that is either absent (`required`) or the wrong thing (`expected X, got Y`). */
@@ -70,22 +64,22 @@ const nonNegativeInt = expected<number | Float>('an integer >= 0', (v) => isCoun
 const text = (what = 'a string') => expected<string>(what, (v) => typeof v === 'string');
 
 function methodMessage(v: unknown): string {
-  const use = 'use grid, random, bayes or tpe';
-  if (v === undefined) return 'required (grid, random, bayes or tpe)';
-  if (typeof v !== 'string') return `expected 'grid', 'random', 'bayes' or 'tpe', got ${describe(v)}`;
+  const use = `use ${orList(METHODS)}`;
+  if (v === undefined) return `required (${orList(METHODS)})`;
+  if (typeof v !== 'string') return `expected ${orList(METHODS, true)}, got ${describe(v)}`;
   if (v === 'custom') return `method 'custom' is not supported by Sweeper; ${use}`;
-  const hint = didYouMean(v, SUPPORTED_METHODS);
+  const hint = didYouMean(v, METHODS);
   return hint ? `unknown method '${v}'${hint}` : `unknown method '${v}'; ${use}`;
 }
 
-const method = z.custom<(typeof SUPPORTED_METHODS)[number]>((v) => (SUPPORTED_METHODS as readonly unknown[]).includes(v), {
+const method = z.custom<(typeof METHODS)[number]>((v) => (METHODS as readonly unknown[]).includes(v), {
   error: (iss) => methodMessage(iss.input),
 });
 
-const goal = z.custom<(typeof GOALS)[number]>((v) => v === 'minimize' || v === 'maximize', {
+const goal = z.custom<(typeof GOALS)[number]>((v) => (GOALS as readonly unknown[]).includes(v), {
   error: (iss) => {
     const hint = typeof iss.input === 'string' ? didYouMean(iss.input, GOALS) : '';
-    return `expected 'minimize' or 'maximize', got ${describe(iss.input)}${hint}`;
+    return `expected ${orList(GOALS, true)}, got ${describe(iss.input)}${hint}`;
   },
 });
 
@@ -137,13 +131,13 @@ export const sweepConfigSchema = z.strictObject({
 /** `type` first, so that an unknown type is reported without a cascade about its other keys. */
 export const earlyTerminateTypeSchema = z.looseObject(
   {
-    type: z.custom<string>((v) => typeof v === 'string' && (EARLY_TERMINATE_TYPES as readonly string[]).includes(v), {
+    type: z.custom<StoppingType>((v) => typeof v === 'string' && (STOPPING_TYPES as readonly string[]).includes(v), {
       error: (iss) => {
         const v = iss.input;
-        const supported = `supported: ${EARLY_TERMINATE_TYPES.join(', ')}`;
+        const supported = `supported: ${STOPPING_TYPES.join(', ')}`;
         if (v === undefined) return `required (${supported})`;
         if (typeof v !== 'string') return `expected a string, got ${describe(v)} (${supported})`;
-        const hint = didYouMean(v, EARLY_TERMINATE_TYPES);
+        const hint = didYouMean(v, STOPPING_TYPES);
         return hint ? `unknown early_terminate type '${v}'${hint}` : `unknown early_terminate type '${v}' (${supported})`;
       },
     }),
@@ -151,84 +145,30 @@ export const earlyTerminateTypeSchema = z.looseObject(
   { error: (iss) => `expected a mapping with a 'type' key, got ${describe(iss.input)}` },
 );
 
-/** Defaults as W&B fills them (`eta` 3, `strict` true), so stopping rules see what will run. */
-export const hyperbandSchema = z.strictObject({
-  type: z.literal('hyperband'),
-  min_iter: positiveInt.optional(),
-  max_iter: positiveInt.optional(),
-  s: positiveInt.optional(),
-  eta: expected<number | Float>('a number greater than 1', (v) => isFiniteNumber(v) && toNumber(v) > 1)
-    .transform(toNumber)
-    .default(3),
-  strict: expected<boolean>('true or false', (v) => typeof v === 'boolean').default(true),
-});
-
-/** Sweeper's extensions, with the defaults the benchmark chose (see controller/stopping/types.ts). */
-export const ashaSchema = z.strictObject({
-  type: z.literal('asha'),
-  min_iter: positiveInt.default(ASHA_DEFAULTS.min_iter),
-  eta: expected<number | Float>('a number greater than 1', (v) => isFiniteNumber(v) && toNumber(v) > 1)
-    .transform(toNumber)
-    .default(ASHA_DEFAULTS.eta),
-  max_iter: positiveInt.optional(),
-  fit: expected<(typeof ASHA_FITS)[number]>("'trend' or 'last'", (v) => (ASHA_FITS as readonly unknown[]).includes(v)).default(ASHA_DEFAULTS.fit),
-});
-
-export const medianSchema = z.strictObject({
-  type: z.literal('median'),
-  warmup_steps: nonNegativeInt.default(MEDIAN_DEFAULTS.warmup_steps),
-  min_trials: nonNegativeInt.default(MEDIAN_DEFAULTS.min_trials),
-});
-
-function checkAsha(raw: Record<string, unknown>, issues: ConfigIssue[]): void {
-  const minIter = isCount(raw.min_iter, 1) ? toNumber(raw.min_iter) : ASHA_DEFAULTS.min_iter;
-  if (isCount(raw.max_iter, 1) && toNumber(raw.max_iter) <= minIter) {
-    issues.push({ path: 'early_terminate.max_iter', message: `must be greater than min_iter (${minIter}): no rung lies below it` });
-  }
+/** One key of a stopping rule, in the rule's own words (stopping/spec.ts), with its default filled. */
+function stoppingKeySchema(key: StoppingKey): z.ZodType {
+  const value = expected<unknown>(keyExpectation(key), (v) => keyAccepts(key, v));
+  const plain = key.kind === 'count' || key.kind === 'number' ? value.transform((v) => toNumber(v as number | Float)) : value;
+  return key.default === undefined ? plain.optional() : plain.default(key.default as never);
 }
 
-/** Per early_terminate type: its keys (for "did you mean"), its schema and its cross-key checks. */
-export const EARLY_TERMINATE_RULES: Record<
-  (typeof EARLY_TERMINATE_TYPES)[number],
-  { keys: readonly string[]; schema: z.ZodType; check: (raw: Record<string, unknown>, issues: ConfigIssue[], warnings: ConfigIssue[]) => void }
-> = {
-  hyperband: { keys: HYPERBAND_KEYS, schema: hyperbandSchema, check: checkHyperband },
-  asha: { keys: ASHA_KEYS, schema: ashaSchema, check: checkAsha },
-  median: { keys: MEDIAN_KEYS, schema: medianSchema, check: () => {} },
-};
-
-/**
- * What zod cannot say field by field: which iteration keys go together, and whether the bands
- * W&B derives from them exist at all. Works on the raw mapping so it reports alongside type errors.
- */
-export function checkHyperband(raw: Record<string, unknown>, issues: ConfigIssue[], warnings: ConfigIssue[]): void {
-  const has = (k: string) => raw[k] !== undefined;
-  if (!has('min_iter') && !has('max_iter')) {
-    issues.push({ path: 'early_terminate', message: 'hyperband needs min_iter, or max_iter and s' });
-    return;
-  }
-  if (has('max_iter') && !has('s')) {
-    issues.push({ path: 'early_terminate.s', message: 'required with max_iter (the number of bands below max_iter)' });
-  }
-  if (has('max_iter') && has('s') && has('min_iter')) {
-    warnings.push({ path: 'early_terminate.min_iter', message: 'ignored: max_iter and s define the bands' });
-  }
-  if (has('s') && !has('max_iter') && has('min_iter')) {
-    warnings.push({ path: 'early_terminate.s', message: 'ignored without max_iter' });
-  }
-  const maxIter = raw.max_iter;
-  const eta = raw.eta ?? 3;
-  if (isCount(maxIter, 1) && has('s') && isFiniteNumber(eta) && toNumber(eta) > 1) {
-    // W&B's first band is max_iter / eta; below 1 there are no bands and every run would continue.
-    const first = toNumber(maxIter) / toNumber(eta);
-    if (first < 1) {
-      issues.push({
-        path: 'early_terminate.max_iter',
-        message: `gives no hyperband bands: max_iter / eta = ${Number(first.toPrecision(3))} is below 1; increase max_iter or decrease eta`,
-      });
-    }
-  }
+export interface EarlyTerminateRule {
+  /** Every key the mapping may hold, `type` first, for "did you mean". */
+  keys: readonly string[];
+  schema: z.ZodType;
+  check: StoppingRuleEntry['check'];
 }
+
+function earlyTerminateRule(type: StoppingType, entry: StoppingRuleEntry): EarlyTerminateRule {
+  const shape: Record<string, z.ZodType> = { type: z.literal(type) };
+  for (const [name, key] of Object.entries(entry.keys)) shape[name] = stoppingKeySchema(key);
+  return { keys: Object.keys(shape), schema: z.strictObject(shape), check: entry.check };
+}
+
+/** Per early_terminate type, from the stopping registry: its keys, its schema and its cross-key checks. */
+export const EARLY_TERMINATE_RULES = Object.fromEntries(
+  STOPPING_TYPES.map((type) => [type, earlyTerminateRule(type, STOPPING_RULES[type])]),
+) as Record<StoppingType, EarlyTerminateRule>;
 
 /** Every key a leaf or nested parameter may hold, for "unknown key" hints. */
 export const PARAM_KEYS = ['distribution', 'value', 'values', 'probabilities', 'min', 'max', 'mu', 'sigma', 'q', 'a', 'b', 'parameters'] as const;
@@ -239,46 +179,41 @@ export interface DistributionRule {
   optional: readonly ParamKey[];
   /** Filled when absent, typed as W&B's schema writes them. */
   defaults: () => Partial<Record<'mu' | 'sigma' | 'a' | 'b' | 'q', number | Float>>;
-  /** The `_values` form takes the bounds themselves, on a log scale: they must be positive. */
-  positiveBounds?: boolean;
-  /** The older form whose bounds are natural-log exponents, and the form to use instead. */
-  exponentBoundsOf?: Distribution;
 }
 
-const none = () => ({});
-const qOnly = () => ({ q: new Float(1) });
-const bounded = (extra: Partial<DistributionRule> = {}): DistributionRule => ({
-  required: ['min', 'max'],
-  optional: [],
-  defaults: none,
-  ...extra,
-});
-const quantized = (extra: Partial<DistributionRule> = {}): DistributionRule =>
-  bounded({ optional: ['q'], defaults: qOnly, ...extra });
+/** The keys that describe each family (domain/distributions.ts), before `q`. */
+const FAMILY_KEYS = {
+  constant: { required: ['value'], optional: [] },
+  categorical: { required: ['values'], optional: [] },
+  bounded: { required: ['min', 'max'], optional: [] },
+  normal: { required: [], optional: ['mu', 'sigma'] },
+  beta: { required: [], optional: ['a', 'b'] },
+} as const satisfies Record<string, { required: readonly ParamKey[]; optional: readonly ParamKey[] }>;
 
 /**
  * W&B's schema gives `normal` and `log_normal` the float defaults 0.0 / 1.0 but their q_
  * variants the ints 0 / 1; params.json confirms both. Only `q`'s type changes what is drawn,
  * but the filled config is mirrored exactly.
  */
-export const DISTRIBUTION_RULES: Record<Distribution, DistributionRule> = {
-  constant: { required: ['value'], optional: [], defaults: none },
-  categorical: { required: ['values'], optional: [], defaults: none },
-  categorical_w_probabilities: { required: ['values', 'probabilities'], optional: [], defaults: none },
-  int_uniform: bounded(),
-  uniform: bounded(),
-  q_uniform: quantized(),
-  log_uniform: bounded({ exponentBoundsOf: 'log_uniform_values' }),
-  log_uniform_values: bounded({ positiveBounds: true }),
-  q_log_uniform: quantized({ exponentBoundsOf: 'q_log_uniform_values' }),
-  q_log_uniform_values: quantized({ positiveBounds: true }),
-  inv_log_uniform: bounded({ exponentBoundsOf: 'inv_log_uniform_values' }),
-  inv_log_uniform_values: bounded({ positiveBounds: true }),
-  normal: { required: [], optional: ['mu', 'sigma'], defaults: () => ({ mu: new Float(0), sigma: new Float(1) }) },
-  log_normal: { required: [], optional: ['mu', 'sigma'], defaults: () => ({ mu: new Float(0), sigma: new Float(1) }) },
-  q_normal: { required: [], optional: ['mu', 'sigma', 'q'], defaults: () => ({ mu: 0, sigma: 1, q: new Float(1) }) },
-  q_log_normal: { required: [], optional: ['mu', 'sigma', 'q'], defaults: () => ({ mu: 0, sigma: 1, q: new Float(1) }) },
-  beta: { required: [], optional: ['a', 'b'], defaults: () => ({ a: 1, b: 1 }) },
-  q_beta: { required: [], optional: ['a', 'b', 'q'], defaults: () => ({ a: 1, b: 1, q: new Float(1) }) },
-};
+function familyDefaults(distribution: Distribution): Partial<Record<'mu' | 'sigma' | 'a' | 'b', number | Float>> {
+  const { family, quantized } = DISTRIBUTION_TRAITS[distribution];
+  if (family === 'normal') return quantized ? { mu: 0, sigma: 1 } : { mu: new Float(0), sigma: new Float(1) };
+  if (family === 'beta') return { a: 1, b: 1 };
+  return {};
+}
 
+function distributionRule(distribution: Distribution): DistributionRule {
+  const traits = DISTRIBUTION_TRAITS[distribution];
+  const keys = FAMILY_KEYS[traits.family];
+  return {
+    required: traits.weighted ? [...keys.required, 'probabilities'] : keys.required,
+    optional: traits.quantized ? [...keys.optional, 'q'] : keys.optional,
+    defaults: () => ({ ...familyDefaults(distribution), ...(traits.quantized ? { q: new Float(1) } : {}) }),
+  };
+}
+
+/** The keys and defaults of each distribution, from its traits. */
+export const DISTRIBUTION_RULES = Object.fromEntries(DISTRIBUTIONS.map((d) => [d, distributionRule(d)])) as Record<
+  Distribution,
+  DistributionRule
+>;

@@ -11,6 +11,7 @@
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { isLoopbackHost } from '../../common/net.js';
 
 /** Cookies are shared by every port of a host: two dashboards on one machine need two names. */
 export function cookieName(port: number): string {
@@ -83,7 +84,6 @@ function hostName(hostHeader: string): string {
 
 /** Names a loopback-bound dashboard may be reached under; any name when bound elsewhere. */
 export function allowedHostsFor(bindHost: string): Set<string> {
-  const loopback = bindHost === '127.0.0.1' || bindHost === 'localhost' || bindHost === '::1' || bindHost.startsWith('127.');
-  if (!loopback) return new Set();
+  if (!isLoopbackHost(bindHost)) return new Set();
   return new Set(['localhost', '127.0.0.1', '[::1]', bindHost.includes(':') ? `[${bindHost}]` : bindHost]);
 }

@@ -14,10 +14,12 @@
  * state forward.
  */
 import type { Logger } from '../../common/log.js';
+import { objectiveOf, type Objective } from '../../domain/objective.js';
+import { isTerminal } from '../../domain/trial-state.js';
 import type { SweepRecord, TrialRecord } from '../sweeps/state.js';
-import { isRankable, isTerminal } from '../../domain/trial-state.js';
 import type { SweepService } from '../sweeps/sweep-service.js';
-import type { ColumnSet, DashTrialRow, SweepDelta } from './views.js';
+import { rankOrder, ranks } from '../sweeps/trial-view.js';
+import type { ColumnSet, DashTrialRow, SweepBest, SweepDelta } from './views.js';
 import { columnsFor, dashSweep, trialRow } from './views.js';
 
 export type FeedClient = (event: string, data: string) => void;
@@ -39,7 +41,9 @@ export class SweepFeed {
   /** Trials not ended at the last delta, with what was last sent for them. */
   private readonly active = new Map<TrialRecord, string>();
   private known: number;
-  private best: { value: number | null; trialId: string } = { value: null, trialId: '' };
+  private readonly objective: Objective | null;
+  /** The sweep's best so far, with its trial's number for ties. */
+  private best: SweepBest & { number: number } = { value: null, trialId: '', number: 0 };
   private lastSummary = '';
   private lastSent = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -53,6 +57,7 @@ export class SweepFeed {
     private readonly log: Logger,
   ) {
     this.columns = columnsFor(sweep);
+    this.objective = objectiveOf(sweep.config.metric);
     this.known = sweep.trials.length;
     for (const t of sweep.trials) {
       const row = this.row(t);
@@ -160,28 +165,21 @@ export class SweepFeed {
    * only when the best trial fails or crashes (it then ranks nowhere) is it looked for again.
    */
   private noteBest(row: DashTrialRow): void {
-    if (!isRankable(row.state)) {
+    if (!ranks(row)) {
       if (row.id === this.best.trialId) {
-        this.best = { value: null, trialId: '' };
+        this.best = { value: null, trialId: '', number: 0 };
         for (const t of this.sweep.trials) if (t.id !== row.id) this.noteBest(this.row(t));
       }
       return;
     }
-    if (row.value === null) return;
-    const max = this.sweep.config.metric?.goal === 'maximize';
-    const b = this.best.value;
-    if (b === null || (max ? row.value > b : row.value < b) || (row.value === b && row.number < numberOf(this.best.trialId))) {
-      this.best = { value: row.value, trialId: row.id };
+    const b = this.best;
+    if (b.value === null || rankOrder(this.objective, row, { bestValue: b.value, number: b.number }) < 0) {
+      this.best = { value: row.bestValue, trialId: row.id, number: row.number };
     }
   }
 }
 
-function numberOf(trialId: string): number {
-  const m = /-(\d+)$/.exec(trialId);
-  return m ? Number(m[1]) : Infinity;
-}
-
 /** What makes a row worth sending again: state, values, progress. */
 function fingerprint(r: DashTrialRow): string {
-  return `${r.state}|${r.points}|${r.value}|${r.last}|${r.endedAt}|${r.reason}`;
+  return `${r.state}|${r.points}|${r.bestValue}|${r.lastValue}|${r.endedAt}|${r.reason}`;
 }

@@ -31,8 +31,9 @@ import { fileURLToPath } from 'node:url';
 import { constants as zlib, createGzip, gzipSync } from 'node:zlib';
 import { AddressInUseError, isAddressInUse, NotFoundError, SweeperError, UsageError } from '../../domain/errors.js';
 import type { Logger } from '../../common/log.js';
+import { connectHostFor } from '../../common/net.js';
 import { isTerminal } from '../../domain/trial-state.js';
-import { Objective } from '../../domain/objective.js';
+import { objectiveOf } from '../../domain/objective.js';
 import type { SweepRecord } from '../sweeps/state.js';
 import type { SweepService } from '../sweeps/sweep-service.js';
 import { allowedHostsFor, cookieName, DashboardAuth } from './auth.js';
@@ -247,8 +248,8 @@ export async function startDashboard(opts: DashboardOptions): Promise<DashboardH
   };
 
   const importance = (sweep: SweepRecord): ImportanceResult & { method: string; metric: string | null } => {
-    const metric = sweep.config.metric;
-    if (!metric) return { method: IMPORTANCE_METHOD, metric: null, trials: 0, params: [], note: 'the sweep has no metric' };
+    const objective = objectiveOf(sweep.config.metric);
+    if (!objective) return { method: IMPORTANCE_METHOD, metric: null, trials: 0, params: [], note: 'the sweep has no metric' };
     // Running trials' values are still moving: the estimate uses trials that have ended.
     const ended = sweep.trials.filter((t) => isTerminal(t.state));
     const key = `${ended.length}/${sweep.trials.length}`;
@@ -258,7 +259,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<DashboardH
       const searched = columns.columns.map((c, i) => ({ c, i })).filter(({ c }) => !c.constant);
       const rows = [];
       for (const t of ended) {
-        const value = service.metrics.best(t.id, new Objective(metric.name, metric.goal));
+        const value = service.metrics.best(t.id, objective);
         if (value === null) continue;
         const cells = columns.cells(t.params);
         rows.push({ value, cells: searched.map(({ i }) => cells[i]) });
@@ -270,7 +271,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<DashboardH
       cached = { key, result };
       importanceCache.set(sweep.id, cached);
     }
-    return { method: IMPORTANCE_METHOD, metric: metric.name, ...cached.result };
+    return { method: IMPORTANCE_METHOD, metric: objective.metric, ...cached.result };
   };
 
   /** 503 with Retry-After and a short message. */
@@ -485,7 +486,9 @@ export async function startDashboard(opts: DashboardOptions): Promise<DashboardH
     });
   });
   auth = new DashboardAuth(opts.token, allowedHostsFor(opts.host), cookieName(port), Boolean(opts.tls));
-  const hostPart = opts.host.includes(':') ? `[${opts.host}]` : opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host;
+  // The address a browser on this machine opens: a wildcard bind is reached on loopback.
+  const connectHost = connectHostFor(opts.host);
+  const hostPart = connectHost.includes(':') ? `[${connectHost}]` : connectHost;
   const url = `${opts.tls ? 'https' : 'http'}://${hostPart}:${port}/`;
   log.info('dashboard listening', { url });
 

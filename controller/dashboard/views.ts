@@ -8,32 +8,37 @@
  */
 import type { ParamValue } from '../../domain/values.js';
 import { Float, pyStr } from '../../domain/values.js';
+import { isLogScale } from '../../domain/distributions.js';
+import { objectiveOf } from '../../domain/objective.js';
+import { flattenParams } from '../../domain/params.js';
 import type { ParamSpecs } from '../../domain/sweep-config.js';
+import { isRankable, TRIAL_STATES, type TrialState } from '../../domain/trial-state.js';
 import type { SweepRecord, TrialRecord } from '../sweeps/state.js';
-import { isRankable } from '../../domain/trial-state.js';
-import { Objective } from '../../domain/objective.js';
-import type { SweepService, TrialView } from '../sweeps/sweep-service.js';
+import type { SweepService } from '../sweeps/sweep-service.js';
+import { rankOrder, ranks, type SweepView, type TrialView } from '../sweeps/trial-view.js';
 
-export interface DashSweep {
-  id: string;
-  name: string;
-  method: string;
-  state: string;
+/** A sweep's summary: its view, with the metric as one object and whether it is over. */
+export type DashSweep = Pick<
+  SweepView,
+  | 'id'
+  | 'name'
+  | 'method'
+  | 'state'
+  | 'seed'
+  | 'trialCount'
+  | 'trialLimit'
+  | 'stateCounts'
+  | 'bestValue'
+  | 'bestTrialId'
+  | 'createdAt'
+  | 'finishedAt'
+  | 'finishReason'
+  | 'activeAgents'
+> & {
   metric: { name: string; goal: 'minimize' | 'maximize' } | null;
-  seed: number;
-  trialCount: number;
-  /** run_cap or the grid's size; 0 when unbounded. */
-  trialLimit: number;
-  stateCounts: Record<string, number>;
-  bestValue: number | null;
-  bestTrialId: string;
-  createdAt: number;
-  finishedAt: number;
-  finishReason: string;
-  activeAgents: number;
   /** True once nothing about the sweep will change again. */
   settled: boolean;
-}
+};
 
 export interface ParamColumn {
   /** Dotted for nested parameters: `optimizer.lr`. */
@@ -49,27 +54,14 @@ export interface ParamColumn {
 
 export type CellValue = number | string | null;
 
-export interface DashTrialRow {
-  id: string;
-  number: number;
-  state: string;
-  /** Best value of the sweep metric (per the goal) so far; null when none was logged. */
-  value: number | null;
-  last: number | null;
-  step: number;
-  points: number;
-  createdAt: number;
-  startedAt: number;
-  endedAt: number;
-  agent: string;
-  /** The GPU the trial runs on ('' when none), with its latest utilisation (%) and memory (MB). */
-  gpu: string;
-  gpuUtil: number | null;
-  gpuMemoryMb: number | null;
-  reason: string;
+/** A leaderboard row: what it shows of the trial's view, under the view's names, and its parameters as cells. */
+export type DashTrialRow = Pick<
+  TrialView,
+  'id' | 'number' | 'state' | 'bestValue' | 'lastValue' | 'lastStep' | 'points' | 'createdAt' | 'startedAt' | 'endedAt' | 'agentId' | 'gpu' | 'gpuUtil' | 'gpuMemoryMb' | 'reason'
+> & {
   /** Aligned with the sweep's parameter columns; a shorter array means null for the rest. */
   params: CellValue[];
-}
+};
 
 export interface SweepSnapshot {
   /** The controller's clock, so pages can show runtimes of running trials without skew. */
@@ -78,6 +70,12 @@ export interface SweepSnapshot {
   params: ParamColumn[];
   /** Best first (rank order); the page re-sorts as it likes. */
   trials: DashTrialRow[];
+  /**
+   * The controller's vocabulary, which the page cannot import: trial states in display order
+   * (TRIAL_STATES, as the CLI shows them), and those that may rank (isRankable).
+   */
+  trialStates: readonly TrialState[];
+  rankableStates: readonly TrialState[];
 }
 
 export interface SweepDelta {
@@ -89,16 +87,7 @@ export interface SweepDelta {
   trials: DashTrialRow[];
 }
 
-const LOG_DISTRIBUTIONS = new Set([
-  'log_uniform',
-  'log_uniform_values',
-  'q_log_uniform',
-  'q_log_uniform_values',
-  'inv_log_uniform',
-  'inv_log_uniform_values',
-  'log_normal',
-  'q_log_normal',
-]);
+const RANKABLE_STATES: readonly TrialState[] = TRIAL_STATES.filter(isRankable);
 
 /**
  * The parameter columns of a sweep, kept up to date as trials arrive. Columns only ever grow
@@ -130,7 +119,7 @@ export class ColumnSet {
             : values.map(cellText);
           (values.length === 1 ? constants : searched).push(categorical(name, dedupe(texts), values.length === 1));
         } else {
-          searched.push(numeric(name, LOG_DISTRIBUTIONS.has(d) ? 'log' : 'linear', false));
+          searched.push(numeric(name, isLogScale(d) ? 'log' : 'linear', false));
         }
       }
     };
@@ -205,17 +194,10 @@ export function cellText(v: ParamValue | undefined): string {
   return v === undefined ? '' : pyStr(v);
 }
 
-/** Nested parameters as dotted names, in the config's order. An empty object is a value too. */
-export function flatten(params: ParamValue, prefix = ''): Array<[string, ParamValue]> {
-  if (params !== null && typeof params === 'object' && !Array.isArray(params) && !(params instanceof Float)) {
-    const entries = Object.entries(params);
-    if (entries.length === 0 && prefix !== '') return [[prefix, params]];
-    return entries.flatMap(([k, v]) => flatten(v, prefix ? `${prefix}.${k}` : k));
-  }
-  return [[prefix, params]];
-}
-
-/** `flatten` without the arrays, for the per-trial hot paths of a 10,000-trial snapshot. */
+/**
+ * `flattenParams` (domain/params.ts) without its arrays, for the per-trial hot paths of a
+ * 10,000-trial snapshot: the same names in the same order, an empty nested object a value too.
+ */
 function eachLeaf(v: ParamValue, prefix: string, fn: (name: string, v: ParamValue) => void): void {
   if (v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Float)) {
     let empty = true;
@@ -235,19 +217,20 @@ export function columnsFor(sweep: SweepRecord): ColumnSet {
   return set;
 }
 
+/** The one mapping of a trial's view onto a dashboard row. */
 export function trialRow(view: TrialView, trial: TrialRecord, columns: ColumnSet): DashTrialRow {
   return {
     id: view.id,
     number: view.number,
     state: view.state,
-    value: view.bestValue,
-    last: view.lastValue,
-    step: view.lastStep,
+    bestValue: view.bestValue,
+    lastValue: view.lastValue,
+    lastStep: view.lastStep,
     points: view.points,
     createdAt: view.createdAt,
     startedAt: view.startedAt,
     endedAt: view.endedAt,
-    agent: view.agentId,
+    agentId: view.agentId,
     gpu: view.gpu,
     gpuUtil: view.gpuUtil,
     gpuMemoryMb: view.gpuMemoryMb,
@@ -260,7 +243,7 @@ export function trialRow(view: TrialView, trial: TrialRecord, columns: ColumnSet
  * The sweep's summary. `best` comes from the caller, who already knows it (a leaderboard, or the
  * live feed's running minimum), so that a summary never costs a sort of every trial.
  */
-export function dashSweep(service: SweepService, sweep: SweepRecord, best: { value: number | null; trialId: string }): DashSweep {
+export function dashSweep(service: SweepService, sweep: SweepRecord, best: SweepBest): DashSweep {
   const v = service.sweepView(sweep, []);
   const metric = sweep.config.metric;
   return {
@@ -283,18 +266,38 @@ export function dashSweep(service: SweepService, sweep: SweepRecord, best: { val
   };
 }
 
-export function listSweeps(service: SweepService): DashSweep[] {
-  return service.listSweeps().map((s) => {
-    const metric = s.config.metric;
-    let best: { value: number | null; trialId: string } = { value: null, trialId: '' };
-    if (metric) {
-      for (const t of s.trials) {
-        const b = service.metrics.best(t.id, new Objective(metric.name, metric.goal));
-        if (b !== null && (best.value === null || (metric.goal === 'maximize' ? b > best.value : b < best.value))) best = { value: b, trialId: t.id };
-      }
+/** A sweep's best trial and its value; no trial ('') and null while none ranks. */
+export interface SweepBest {
+  value: number | null;
+  trialId: string;
+}
+
+/**
+ * The trial the leaderboard puts first, found in one pass without building it (the sweeps page
+ * lists every sweep; a trial page is polled while its trial runs).
+ */
+function bestTrial(service: SweepService, sweep: SweepRecord): { value: number; trial: TrialRecord } | null {
+  const objective = objectiveOf(sweep.config.metric);
+  if (!objective) return null;
+  let best: { value: number; trial: TrialRecord } | null = null;
+  for (const t of sweep.trials) {
+    if (!isRankable(t.state)) continue;
+    const value = service.metrics.best(t.id, objective);
+    if (value === null) continue;
+    if (best === null || rankOrder(objective, { bestValue: value, number: t.number }, { bestValue: best.value, number: best.trial.number }) < 0) {
+      best = { value, trial: t };
     }
-    return dashSweep(service, s, best);
-  });
+  }
+  return best;
+}
+
+function sweepBest(service: SweepService, sweep: SweepRecord): SweepBest {
+  const best = bestTrial(service, sweep);
+  return best ? { value: best.value, trialId: best.trial.id } : { value: null, trialId: '' };
+}
+
+export function listSweeps(service: SweepService): DashSweep[] {
+  return service.listSweeps().map((s) => dashSweep(service, s, sweepBest(service, s)));
 }
 
 export function sweepSnapshot(service: SweepService, sweep: SweepRecord, now: number): SweepSnapshot {
@@ -307,13 +310,15 @@ export function sweepSnapshot(service: SweepService, sweep: SweepRecord, now: nu
     sweep: dashSweep(service, sweep, { value: first?.bestValue ?? null, trialId: first?.id ?? '' }),
     params: columns.columns,
     trials: board.map((v) => trialRow(v, byId.get(v.id)!, columns)),
+    trialStates: TRIAL_STATES,
+    rankableStates: RANKABLE_STATES,
   };
 }
 
 export interface TrialDetail {
   now: number;
   sweep: DashSweep;
-  trial: DashTrialRow & { rank: number; exitCode: number | null; signal: string };
+  trial: DashTrialRow & Pick<TrialView, 'rank' | 'exitCode' | 'signal'>;
   /** Every parameter, flattened, as the program received it. */
   params: Array<{ name: string; value: string }>;
   paramsJson: string;
@@ -343,30 +348,15 @@ export function trialDetail(service: SweepService, trial: TrialRecord, now: numb
   const sweep = service.getSweep(trial.sweepId);
   const view = service.trialView(trial, sweep);
   const metric = sweep.config.metric;
-  // Rank and sweep best in one pass: a trial page polled while it runs must not sort the sweep.
-  const max = metric?.goal === 'maximize';
-  const better = (a: number, an: number, b: number, bn: number) => (max ? a > b : a < b) || (a === b && an < bn);
-  let best: { value: number | null; trialId: string; number: number } = { value: null, trialId: '', number: 0 };
-  const ranked = view.bestValue !== null && isRankable(trial.state);
-  let rank = ranked ? 1 : 0;
-  if (metric) {
-    for (const t of sweep.trials) {
-      if (!isRankable(t.state)) continue;
-      const v = service.metrics.best(t.id, new Objective(metric.name, metric.goal));
-      if (v === null) continue;
-      if (best.value === null || better(v, t.number, best.value, best.number)) best = { value: v, trialId: t.id, number: t.number };
-      if (ranked && t.id !== trial.id && better(v, t.number, view.bestValue!, trial.number)) rank++;
-    }
-  }
   const finite = (n: number) => (Number.isFinite(n) ? n : null);
   const columns = new ColumnSet(sweep.config.parameters);
   columns.observe(trial.params);
   // In the order the leaderboard shows them (the config's), not the order the program got them.
-  const values = new Map(flatten(trial.params).filter(([name]) => name !== ''));
+  const values = new Map(flattenParams(trial.params).filter(([name]) => name !== ''));
   return {
     now,
-    sweep: dashSweep(service, sweep, best),
-    trial: { ...trialRow(view, trial, columns), rank, exitCode: trial.exitCode, signal: trial.signal },
+    sweep: dashSweep(service, sweep, sweepBest(service, sweep)),
+    trial: { ...trialRow(view, trial, columns), rank: rankOf(service, sweep, view), exitCode: view.exitCode, signal: view.signal },
     params: columns.columns.filter((c) => values.has(c.name)).map((c) => ({ name: c.name, value: cellText(values.get(c.name)) })),
     paramsJson: trial.paramsJson,
     argv: trial.argv,
@@ -378,6 +368,22 @@ export function trialDetail(service: SweepService, trial: TrialRecord, now: numb
     malformedLines: service.metrics.get(trial.id)?.malformedLines ?? 0,
     curve: metric ? curve(service, trial, metric.name, 2000) : null,
   };
+}
+
+/**
+ * The trial's place on the leaderboard (rankTrials' rank) counted without sorting the sweep, as
+ * a trial page is polled while its trial runs; 0 when it does not rank.
+ */
+function rankOf(service: SweepService, sweep: SweepRecord, view: TrialView): number {
+  const objective = objectiveOf(sweep.config.metric);
+  if (!objective || !ranks(view)) return 0;
+  let rank = 1;
+  for (const t of sweep.trials) {
+    if (t.id === view.id || !isRankable(t.state)) continue;
+    const value = service.metrics.best(t.id, objective);
+    if (value !== null && rankOrder(objective, { bestValue: value, number: t.number }, view) < 0) rank++;
+  }
+  return rank;
 }
 
 /** A metric's history, thinned to about `maxPoints`. */

@@ -11,10 +11,11 @@
  * A trial's result is final: telling it twice is an error, as in Optuna.
  */
 import { UsageError } from '../../domain/errors.js';
-import { Float, isNumeric, toNumber, type ParamValue, type Params } from '../../domain/values.js';
-import { parseConfig } from '../config/parse.js';
+import type { Params } from '../../domain/values.js';
+import { looseValueKey } from '../../domain/params.js';
+import { objectiveOf } from '../../domain/objective.js';
+import { toParsedConfig } from '../config/parse.js';
 import type { SweepConfig } from '../../domain/sweep-config.js';
-import { isParsed } from './next-run.js';
 import { createStrategy } from '../strategies/index.js';
 import { askNext } from './ask.js';
 import type { Strategy, TrialObservation, TrialState } from '../strategies/types.js';
@@ -57,11 +58,11 @@ export interface Optimizer {
 }
 
 export function createOptimizer(config: SweepConfig | Record<string, unknown>, options: OptimizerOptions = {}): Optimizer {
-  const parsed = isParsed(config) ? config : parseConfig(config).config;
+  const parsed = toParsedConfig(config);
   const seed = options.seed ?? parsed.seed ?? 0;
   const strategy: Strategy = createStrategy(parsed, { seed });
   const trials: TrialObservation[] = [];
-  const sign = parsed.metric?.goal === 'maximize' ? -1 : 1;
+  const objective = objectiveOf(parsed.metric);
   let finishReason: string | undefined;
 
   const add = (params: Params, state: TrialState, value: number | null): TrialObservation => {
@@ -94,15 +95,15 @@ export function createOptimizer(config: SweepConfig | Record<string, unknown>, o
         trials[index] = { ...trials[index], state, value };
         return;
       }
-      const key = paramsKey(target);
-      const index = trials.findIndex((t) => t.state === 'running' && paramsKey(t.params) === key);
+      const key = looseValueKey(target);
+      const index = trials.findIndex((t) => t.state === 'running' && looseValueKey(t.params) === key);
       if (index >= 0) trials[index] = { ...trials[index], state, value };
       else add(target, state, value);
     },
     trials: () => trials.map((t) => ({ ...t })),
     best() {
       let best: TrialObservation | undefined;
-      for (const t of trials) if (t.value !== null && (best === undefined || sign * t.value < sign * best.value!)) best = t;
+      for (const t of trials) if (t.value !== null && (best === undefined || (objective ? objective.better(t.value, best.value!) : t.value < best.value!))) best = t;
       return best && { ...best };
     },
   };
@@ -115,17 +116,4 @@ function normalise(result: TellResult): { state: TrialState; value: number | nul
   const state = result.state ?? 'finished';
   if (!['finished', 'stopped', 'failed'].includes(state)) throw new TellError(`unknown state '${String(state)}' (finished, stopped or failed)`);
   return { state, value: finite(result.value) };
-}
-
-/** Parameters compared by value: key order does not matter, and 3.0 matches 3. */
-function paramsKey(v: ParamValue): string {
-  if (isNumeric(v)) return String(toNumber(v as number | Float));
-  if (Array.isArray(v)) return `[${v.map(paramsKey).join(',')}]`;
-  if (v !== null && typeof v === 'object') {
-    return `{${Object.keys(v)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${paramsKey(v[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(v);
 }

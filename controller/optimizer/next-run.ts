@@ -4,7 +4,7 @@
  * used up or run_cap is reached. No servers, no I/O.
  */
 import type { Params } from '../../domain/values.js';
-import { parseConfig } from '../config/parse.js';
+import { toParsedConfig } from '../config/parse.js';
 import type { SweepConfig } from '../../domain/sweep-config.js';
 import { createStrategy } from '../strategies/index.js';
 import { askNext } from './ask.js';
@@ -24,7 +24,7 @@ export interface RunSoFar {
  * @param options.seed overrides the config's `seed` (default 0), so repeated calls agree
  */
 export function nextRun(config: SweepConfig | Record<string, unknown>, runs: readonly RunSoFar[], options: { seed?: number } = {}): Params | null {
-  const parsed = isParsed(config) ? config : parseConfig(config).config;
+  const parsed = toParsedConfig(config);
   const strategy = createStrategy(parsed, { seed: options.seed ?? parsed.seed ?? 0 });
   const observations: TrialObservation[] = runs.map((r, i) => ({
     id: String(i + 1),
@@ -34,10 +34,4 @@ export function nextRun(config: SweepConfig | Record<string, unknown>, runs: rea
   }));
   const next = askNext(parsed, strategy, observations);
   return next.kind === 'params' ? next.params : null;
-}
-
-export function isParsed(c: SweepConfig | Record<string, unknown>): c is SweepConfig {
-  const params = (c as SweepConfig).parameters;
-  if (!params || typeof params !== 'object') return false;
-  return Object.values(params).every((p) => p && typeof p === 'object' && 'kind' in p);
 }

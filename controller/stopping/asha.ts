@@ -18,20 +18,50 @@
  * finish (min_iter 3, eta 3: 43% to 45% of the top 10 on the bench's seeds, 44% to 48% on 30 others).
  */
 import { UsageError } from '../../domain/errors.js';
-import type { EarlyTerminateSpec } from '../../domain/sweep-config.js';
-import type { TrialState } from '../strategies/types.js';
+import type { Objective } from '../../domain/objective.js';
+import { isCount, type EarlyTerminateSpec } from '../../domain/sweep-config.js';
+import type { TrialState } from '../../domain/trial-state.js';
+import { toNumber } from '../../domain/values.js';
 import { insertSorted, lowerBound } from './sorted.js';
-import { fmt, numberKey, orientation, requireAbove, type Orientation } from './spec.js';
-import { ASHA_DEFAULTS, ASHA_FITS, type AshaFit, type StopDecision, type StoppingConfig, type StoppingRule } from './types.js';
+import { fmt, objectiveFor, readKey, readKeys } from './spec.js';
+import type { StopDecision, StoppingCheck, StoppingConfig, StoppingKeys, StoppingRule } from './types.js';
+
+/** What asha judges at a rung: the trend line through the values since the previous rung, or the last value. */
+export const ASHA_FITS = ['trend', 'last'] as const;
+export type AshaFit = (typeof ASHA_FITS)[number];
+
+/**
+ * Chosen with `npm run bench:stopping`: as few steps as W&B's hyperband (min_iter 3, eta 3) with
+ * more of the best configs allowed to finish; the trend fit adds some at the same steps.
+ */
+export const ASHA_DEFAULTS = { min_iter: 3, eta: 3, fit: 'trend' } as const;
+
+/** Sweeper's extension, with the defaults the benchmark chose. */
+export const ASHA_KEYS = {
+  /** The first rung, in iterations; later rungs at min_iter·eta^k. */
+  min_iter: { kind: 'count', min: 1, default: ASHA_DEFAULTS.min_iter },
+  eta: { kind: 'number', above: 1, default: ASHA_DEFAULTS.eta },
+  /** Where trials end on their own: no rung at or past it. */
+  max_iter: { kind: 'count', min: 1 },
+  /** `trend`: the least-squares line since the previous rung, read at the rung; `last`: the value there. */
+  fit: { kind: 'choice', choices: ASHA_FITS, default: ASHA_DEFAULTS.fit },
+} as const satisfies StoppingKeys;
+
+/** A max_iter at or below min_iter leaves no rung. */
+export const checkAsha: StoppingCheck = (raw, issues) => {
+  const minIter = isCount(raw.min_iter, 1) ? toNumber(raw.min_iter) : ASHA_DEFAULTS.min_iter;
+  if (isCount(raw.max_iter, 1) && toNumber(raw.max_iter) <= minIter) {
+    issues.push({ path: 'early_terminate.max_iter', message: `must be greater than min_iter (${minIter}): no rung lies below it` });
+  }
+};
 
 /** No trial logs this many values; it bounds the rung list when eta is barely above 1. */
 const LAST_RUNG = 2 ** 31;
 
 /** The distinct rungs, ascending. */
 export function ashaRungs(spec: EarlyTerminateSpec): number[] {
-  const minIter = requireAbove('min_iter', numberKey(spec, 'min_iter', ASHA_DEFAULTS.min_iter)!, 0);
-  const eta = requireAbove('eta', numberKey(spec, 'eta', ASHA_DEFAULTS.eta)!, 1);
-  const maxIter = numberKey(spec, 'max_iter') ?? Infinity;
+  const { min_iter: minIter, eta, max_iter } = readKeys(spec, ASHA_KEYS);
+  const maxIter = max_iter ?? Infinity;
   const rungs: number[] = [];
   for (let at = minIter; ; at *= eta) {
     const rung = Math.trunc(at);
@@ -42,11 +72,7 @@ export function ashaRungs(spec: EarlyTerminateSpec): number[] {
 }
 
 export function ashaFit(spec: EarlyTerminateSpec): AshaFit {
-  const fit = spec.fit ?? ASHA_DEFAULTS.fit;
-  if (!(ASHA_FITS as readonly unknown[]).includes(fit)) {
-    throw new UsageError(`early_terminate.fit: expected ${ASHA_FITS.map((f) => `'${f}'`).join(' or ')}, got ${JSON.stringify(fit)}`);
-  }
-  return fit as AshaFit;
+  return readKey(spec, 'fit', ASHA_KEYS.fit);
 }
 
 interface TrialEntry {
@@ -70,7 +96,7 @@ export class AshaRule implements StoppingRule {
   readonly rungs: readonly number[];
   readonly fit: AshaFit;
   private readonly eta: number;
-  private readonly o: Orientation;
+  private readonly o: Objective;
   /** Per rung: the oriented values of every trial that reached it, sorted. */
   private readonly values: number[][];
   private readonly trials = new Map<string, TrialEntry>();
@@ -78,9 +104,9 @@ export class AshaRule implements StoppingRule {
   constructor(config: StoppingConfig) {
     const spec = config.early_terminate;
     if (!spec || spec.type !== 'asha') throw new UsageError("early_terminate.type: expected 'asha'");
-    this.o = orientation(config);
+    this.o = objectiveFor(config);
     this.rungs = ashaRungs(spec);
-    this.eta = numberKey(spec, 'eta', ASHA_DEFAULTS.eta)!;
+    this.eta = readKey(spec, 'eta', ASHA_KEYS.eta);
     this.fit = ashaFit(spec);
     this.values = this.rungs.map(() => []);
   }
@@ -143,7 +169,7 @@ export class AshaRule implements StoppingRule {
       at: rung,
       value,
       threshold: cutoff,
-      reason: `asha: ${t.fitted ? 'trend value' : 'value'} ${fmt(value)} ${this.o.worse} cutoff ${fmt(cutoff)} at rung ${rung} (rank ${rank + 1} of ${a.length}, top ${keep} continue)`,
+      reason: `asha: ${t.fitted ? 'trend value' : 'value'} ${fmt(value)} ${this.o.worseSymbol} cutoff ${fmt(cutoff)} at rung ${rung} (rank ${rank + 1} of ${a.length}, top ${keep} continue)`,
     };
   }
 }

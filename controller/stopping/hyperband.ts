@@ -17,27 +17,66 @@
  * and a tightened threshold finds every trial it condemns at the end of one list.
  */
 import { UsageError } from '../../domain/errors.js';
-import type { EarlyTerminateSpec } from '../../domain/sweep-config.js';
-import type { TrialState } from '../strategies/types.js';
+import type { Objective } from '../../domain/objective.js';
+import { isCount, isFiniteNumber, type EarlyTerminateSpec } from '../../domain/sweep-config.js';
+import type { TrialState } from '../../domain/trial-state.js';
+import { toNumber } from '../../domain/values.js';
 import { KeyedSet, insertSorted } from './sorted.js';
-import { fmt, numberKey, orientation, requireAbove, requireAtLeast, type Orientation } from './spec.js';
-import { HYPERBAND_DEFAULTS, type StopDecision, type StoppingConfig, type StoppingRule } from './types.js';
+import { fmt, objectiveFor, readKeys } from './spec.js';
+import type { StopDecision, StoppingCheck, StoppingConfig, StoppingKeys, StoppingRule } from './types.js';
+
+/** W&B's defaults. */
+export const HYPERBAND_DEFAULTS = { eta: 3, strict: true } as const;
+
+/** W&B's keys, with its defaults filled as W&B fills them, so a rule sees what will run. */
+export const HYPERBAND_KEYS = {
+  min_iter: { kind: 'count', min: 1 },
+  max_iter: { kind: 'count', min: 1 },
+  s: { kind: 'count', min: 1 },
+  eta: { kind: 'number', above: 1, default: HYPERBAND_DEFAULTS.eta },
+  strict: { kind: 'boolean', default: HYPERBAND_DEFAULTS.strict },
+} as const satisfies StoppingKeys;
+
+/**
+ * Which iteration keys go together, and whether the bands W&B derives from them exist at all.
+ */
+export const checkHyperband: StoppingCheck = (raw, issues, warnings) => {
+  const has = (k: string) => raw[k] !== undefined;
+  if (!has('min_iter') && !has('max_iter')) {
+    issues.push({ path: 'early_terminate', message: 'hyperband needs min_iter, or max_iter and s' });
+    return;
+  }
+  if (has('max_iter') && !has('s')) {
+    issues.push({ path: 'early_terminate.s', message: 'required with max_iter (the number of bands below max_iter)' });
+  }
+  if (has('max_iter') && has('s') && has('min_iter')) {
+    warnings.push({ path: 'early_terminate.min_iter', message: 'ignored: max_iter and s define the bands' });
+  }
+  if (has('s') && !has('max_iter') && has('min_iter')) {
+    warnings.push({ path: 'early_terminate.s', message: 'ignored without max_iter' });
+  }
+  const maxIter = raw.max_iter;
+  const eta = raw.eta ?? HYPERBAND_DEFAULTS.eta;
+  if (isCount(maxIter, 1) && has('s') && isFiniteNumber(eta) && toNumber(eta) > 1) {
+    // W&B's first band is max_iter / eta; below 1 there are no bands and every run would continue.
+    const first = toNumber(maxIter) / toNumber(eta);
+    if (first < 1) {
+      issues.push({
+        path: 'early_terminate.max_iter',
+        message: `gives no hyperband bands: max_iter / eta = ${Number(first.toPrecision(3))} is below 1; increase max_iter or decrease eta`,
+      });
+    }
+  }
+};
 
 /** W&B's `range(100)` for min_iter brackets. */
 const MIN_ITER_BRACKETS = 100;
 
 /** W&B's bracket list for a hyperband spec, duplicates included (eta < 2 repeats small ones). */
 export function hyperbandBands(spec: EarlyTerminateSpec): number[] {
-  const eta = requireAbove('eta', numberKey(spec, 'eta', HYPERBAND_DEFAULTS.eta)!, 1);
-  const at = (key: string) => {
-    const v = numberKey(spec, key);
-    return v === undefined ? v : requireAtLeast(key, v, 1);
-  };
-  const maxIter = at('max_iter');
-  const minIter = at('min_iter');
+  const { eta, max_iter: maxIter, min_iter: minIter, s } = readKeys(spec, HYPERBAND_KEYS);
   const bands: number[] = [];
   if (maxIter !== undefined) {
-    const s = at('s');
     if (s === undefined) throw new UsageError('early_terminate.s: required with max_iter');
     // Divided step by step, as W&B does: max_iter / eta**k can truncate differently.
     let band = maxIter;
@@ -80,7 +119,7 @@ export class HyperbandRule implements StoppingRule {
   readonly brackets: readonly number[];
   private readonly r: number;
   private readonly strict: boolean;
-  private readonly o: Orientation;
+  private readonly o: Objective;
   /** Per bracket: every trial's oriented value there, sorted. */
   private readonly values: number[][];
   /** Per bracket: the candidates judged there, by the value they are judged on. */
@@ -90,11 +129,10 @@ export class HyperbandRule implements StoppingRule {
   constructor(config: StoppingConfig) {
     const spec = config.early_terminate;
     if (!spec || spec.type !== 'hyperband') throw new UsageError("early_terminate.type: expected 'hyperband'");
-    this.o = orientation(config);
+    this.o = objectiveFor(config);
+    const { eta, strict } = readKeys(spec, HYPERBAND_KEYS);
     this.brackets = [...new Set(hyperbandBands(spec))];
-    this.r = 1.0 / numberKey(spec, 'eta', HYPERBAND_DEFAULTS.eta)!;
-    const strict = spec.strict ?? HYPERBAND_DEFAULTS.strict;
-    if (typeof strict !== 'boolean') throw new UsageError('early_terminate.strict: expected true or false');
+    this.r = 1.0 / eta;
     this.strict = strict;
     this.values = this.brackets.map(() => []);
     this.judged = this.brackets.map(() => new KeyedSet());
@@ -183,7 +221,7 @@ export class HyperbandRule implements StoppingRule {
       at: this.brackets[i],
       value,
       threshold: bar,
-      reason: `hyperband: ${what} ${fmt(value)} ${this.o.worse} threshold ${fmt(bar)} at bracket ${this.brackets[i]}`,
+      reason: `hyperband: ${what} ${fmt(value)} ${this.o.worseSymbol} threshold ${fmt(bar)} at bracket ${this.brackets[i]}`,
     };
   }
 }

@@ -7,10 +7,23 @@
  * only the trial that logged it.
  */
 import { UsageError } from '../../domain/errors.js';
-import type { TrialState } from '../strategies/types.js';
+import type { Objective } from '../../domain/objective.js';
+import type { TrialState } from '../../domain/trial-state.js';
 import { insertSorted, lowerBound } from './sorted.js';
-import { fmt, numberKey, orientation, requireAbove, type Orientation } from './spec.js';
-import { MEDIAN_DEFAULTS, type StopDecision, type StoppingConfig, type StoppingRule } from './types.js';
+import { fmt, objectiveFor, readKeys } from './spec.js';
+import type { StopDecision, StoppingCheck, StoppingConfig, StoppingKeys, StoppingRule } from './types.js';
+
+export const MEDIAN_DEFAULTS = { warmup_steps: 5, min_trials: 5 } as const;
+
+export const MEDIAN_KEYS = {
+  /** Nothing is stopped before a trial has this many values. */
+  warmup_steps: { kind: 'count', min: 0, default: MEDIAN_DEFAULTS.warmup_steps },
+  /** Nothing is stopped before this many trials have finished. */
+  min_trials: { kind: 'count', min: 0, default: MEDIAN_DEFAULTS.min_trials },
+} as const satisfies StoppingKeys;
+
+/** Its keys are independent: nothing to check beyond each one. */
+export const checkMedian: StoppingCheck = () => {};
 
 interface TrialEntry {
   n: number;
@@ -25,7 +38,7 @@ export class MedianRule implements StoppingRule {
   readonly type = 'median';
   readonly warmupSteps: number;
   readonly minTrials: number;
-  private readonly o: Orientation;
+  private readonly o: Objective;
   /** Per step (index step - 1): every trial's oriented value there, sorted. */
   private readonly steps: number[][] = [];
   private readonly trials = new Map<string, TrialEntry>();
@@ -34,9 +47,10 @@ export class MedianRule implements StoppingRule {
   constructor(config: StoppingConfig) {
     const spec = config.early_terminate;
     if (!spec || spec.type !== 'median') throw new UsageError("early_terminate.type: expected 'median'");
-    this.o = orientation(config);
-    this.warmupSteps = requireAbove('warmup_steps', numberKey(spec, 'warmup_steps', MEDIAN_DEFAULTS.warmup_steps)!, -1);
-    this.minTrials = requireAbove('min_trials', numberKey(spec, 'min_trials', MEDIAN_DEFAULTS.min_trials)!, -1);
+    this.o = objectiveFor(config);
+    const keys = readKeys(spec, MEDIAN_KEYS);
+    this.warmupSteps = keys.warmup_steps;
+    this.minTrials = keys.min_trials;
   }
 
   report(trialId: string, value: number): StopDecision[] {
@@ -94,7 +108,7 @@ export class MedianRule implements StoppingRule {
       at: t.n,
       value,
       threshold: bar,
-      reason: `median: best value ${fmt(value)} ${this.o.worse} median ${fmt(bar)} of ${others} other trials at iteration ${t.n}`,
+      reason: `median: best value ${fmt(value)} ${this.o.worseSymbol} median ${fmt(bar)} of ${others} other trials at iteration ${t.n}`,
     };
   }
 }

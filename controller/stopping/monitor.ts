@@ -4,7 +4,7 @@
  * created late (a restarted controller replaying the stream) or fed twice without counting a
  * value twice.
  */
-import type { TrialState } from '../strategies/types.js';
+import type { TrialState } from '../../domain/trial-state.js';
 import type { StopDecision, StoppingRule } from './types.js';
 
 /** A trial's valid values of one metric in logged order; the metric store's series fits. */

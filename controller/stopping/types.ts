@@ -2,60 +2,40 @@
  * The stopping-rule interface. A rule is pure, like a strategy: it is told each trial's valid
  * values of the sweep metric as they arrive and which trials have ended, and it answers with the
  * running trials to stop. It never touches the network or the clock, so the controller, the
- * library's `stopRuns` and the benchmark's simulator drive the same code.
+ * library's `stopRuns` (controller/optimizer/stop-runs.ts) and the benchmark's simulator drive
+ * the same code. Each rule also lists its `early_terminate` keys and checks, which the config
+ * parser asks for through the registry in index.ts.
  *
  * Rules are incremental: a value costs a binary search and a splice into the lists the rule
  * keeps, never a pass over every trial of the sweep.
  */
-import type { MetricSpec, EarlyTerminateSpec } from '../../domain/sweep-config.js';
-import type { TrialState } from '../strategies/types.js';
+import type { ConfigIssue, EarlyTerminateSpec, MetricSpec } from '../../domain/sweep-config.js';
+import type { TrialState } from '../../domain/trial-state.js';
 
 export const STOPPING_TYPES = ['hyperband', 'asha', 'median'] as const;
 export type StoppingType = (typeof STOPPING_TYPES)[number];
 
-/** W&B's defaults. */
-export const HYPERBAND_DEFAULTS = { eta: 3, strict: true } as const;
+/**
+ * One key of an `early_terminate` mapping: what it holds and its default. Each rule lists its
+ * keys; the config parser turns the list into its schema and messages, and fills the defaults,
+ * so a rule sees what will run.
+ */
+export type StoppingKey =
+  /** An integer at least `min`; `10.0` is accepted, as W&B's JSON schema does for integers. */
+  | { kind: 'count'; min: 0 | 1; default?: number }
+  /** A finite number greater than `above`. */
+  | { kind: 'number'; above: number; default?: number }
+  | { kind: 'boolean'; default?: boolean }
+  | { kind: 'choice'; choices: readonly string[]; default?: string };
 
-/** What asha judges at a rung: the trend line through the values since the previous rung, or the last value. */
-export const ASHA_FITS = ['trend', 'last'] as const;
-export type AshaFit = (typeof ASHA_FITS)[number];
+/** A rule's keys besides `type`, in the order messages list them. */
+export type StoppingKeys = Readonly<Record<string, StoppingKey>>;
 
 /**
- * Chosen with `npm run bench:stopping`: as few steps as W&B's hyperband (min_iter 3, eta 3) with
- * more of the best configs allowed to finish; the trend fit adds some at the same steps.
+ * What the keys cannot say one by one (which go together, whether the rungs exist), checked on
+ * the raw mapping so that it is reported alongside type errors. Paths start at `early_terminate`.
  */
-export const ASHA_DEFAULTS = { min_iter: 3, eta: 3, fit: 'trend' } as const;
-export const MEDIAN_DEFAULTS = { warmup_steps: 5, min_trials: 5 } as const;
-
-export interface HyperbandSpec {
-  type: 'hyperband';
-  min_iter?: number;
-  max_iter?: number;
-  s?: number;
-  eta?: number;
-  strict?: boolean;
-}
-
-export interface AshaSpec {
-  type: 'asha';
-  /** The first rung, in iterations; later rungs at min_iter·eta^k. */
-  min_iter?: number;
-  eta?: number;
-  /** Where trials end on their own: no rung at or past it. */
-  max_iter?: number;
-  /** `trend` (default): the least-squares line since the previous rung, read at the rung; `last`: the value there. */
-  fit?: AshaFit;
-}
-
-export interface MedianSpec {
-  type: 'median';
-  /** Nothing is stopped before a trial has this many values. */
-  warmup_steps?: number;
-  /** Nothing is stopped before this many trials have finished. */
-  min_trials?: number;
-}
-
-export type StoppingSpec = HyperbandSpec | AshaSpec | MedianSpec;
+export type StoppingCheck = (raw: Readonly<Record<string, unknown>>, issues: ConfigIssue[], warnings: ConfigIssue[]) => void;
 
 /**
  * What a rule reads from a sweep config: a parsed `SweepConfig` fits, and so does a bare

@@ -9,6 +9,7 @@
  * hit the first two.
  */
 import { Float, isIntValue, makeFloat, toNumber, type ParamValue } from '../../domain/values.js';
+import { DISTRIBUTION_TRAITS, type Distribution, type DistributionTraits } from '../../domain/distributions.js';
 import type { LeafParam } from '../../domain/sweep-config.js';
 import { incompleteBetaInv, ndtri } from './numerics/special.js';
 
@@ -91,9 +92,6 @@ function pick<T>(list: readonly T[], index: number): T {
  */
 export function ppf(param: LeafParam, u: number): ParamValue {
   if (!(u >= 0 && u <= 1)) throw new RangeError(`ppf needs u in [0, 1], got ${u}`);
-  const q = param.q ?? DEFAULT_Q;
-  const mu = num(param.mu, 0);
-  const sigma = num(param.sigma, 1);
   switch (param.distribution) {
     case 'constant':
       return param.value ?? null;
@@ -117,56 +115,49 @@ export function ppf(param: LeafParam, u: number): ParamValue {
       const { min, max } = bounds(param);
       return randintPpf(u, min, max + 1) + 0;
     }
+  }
+  // A q_ form draws from its continuous base and rounds; the others are floats as drawn.
+  const traits = DISTRIBUTION_TRAITS[param.distribution] as DistributionTraits | undefined;
+  if (!traits) throw new Error(`unknown distribution '${String(param.distribution)}'`);
+  const x = continuousPpf(param, traits.continuous, u);
+  return traits.quantized ? quantize(x, param.q ?? DEFAULT_Q) : makeFloat(x);
+}
+
+/** The inverse CDF of a continuous family at u, as a plain number. */
+function continuousPpf(param: LeafParam, distribution: Distribution, u: number): number {
+  const mu = num(param.mu, 0);
+  const sigma = num(param.sigma, 1);
+  switch (distribution) {
     case 'uniform': {
       const { min, max } = bounds(param);
-      return makeFloat(uniformPpf(u, min, max));
-    }
-    case 'q_uniform': {
-      const { min, max } = bounds(param);
-      return quantize(uniformPpf(u, min, max), q);
+      return uniformPpf(u, min, max);
     }
     case 'log_uniform': {
       const { min, max } = bounds(param);
-      return makeFloat(Math.exp(uniformPpf(u, min, max)));
+      return Math.exp(uniformPpf(u, min, max));
     }
     case 'log_uniform_values': {
       const { min, max } = bounds(param);
-      return makeFloat(Math.exp(uniformPpf(u, Math.log(min), Math.log(max))));
-    }
-    case 'q_log_uniform': {
-      const { min, max } = bounds(param);
-      return quantize(Math.exp(uniformPpf(u, min, max)), q);
-    }
-    case 'q_log_uniform_values': {
-      const { min, max } = bounds(param);
-      return quantize(Math.exp(uniformPpf(u, Math.log(min), Math.log(max))), q);
+      return Math.exp(uniformPpf(u, Math.log(min), Math.log(max)));
     }
     case 'inv_log_uniform': {
       // W&B flips the direction: exp(−U(min, max)) evaluated at 1 − u.
       const { min, max } = bounds(param);
-      return makeFloat(Math.exp(-uniformPpf(1 - u, min, max)));
+      return Math.exp(-uniformPpf(1 - u, min, max));
     }
     case 'inv_log_uniform_values': {
       const { min, max } = bounds(param);
-      return makeFloat(Math.exp(-uniformPpf(1 - u, -Math.log(max), -Math.log(min))));
+      return Math.exp(-uniformPpf(1 - u, -Math.log(max), -Math.log(min)));
     }
     case 'normal':
-      return makeFloat(ndtri(u) * sigma + mu);
-    case 'q_normal':
-      return quantize(ndtri(u) * sigma + mu, q);
+      return ndtri(u) * sigma + mu;
     case 'log_normal':
       // scipy's lognorm(s=sigma, scale=exp(mu)): exp(sigma·z) scaled, which is 0 at u = 0.
-      return makeFloat(Math.exp(sigma * ndtri(u)) * Math.exp(mu));
-    case 'q_log_normal':
-      return quantize(Math.exp(sigma * ndtri(u)) * Math.exp(mu), q);
+      return Math.exp(sigma * ndtri(u)) * Math.exp(mu);
     case 'beta':
-      return makeFloat(incompleteBetaInv(num(param.a, 1), num(param.b, 1), u));
-    case 'q_beta':
-      return quantize(incompleteBetaInv(num(param.a, 1), num(param.b, 1), u), q);
-    default: {
-      const unknown: never = param.distribution;
-      throw new Error(`unknown distribution '${String(unknown)}'`);
-    }
+      return incompleteBetaInv(num(param.a, 1), num(param.b, 1), u);
+    default:
+      throw new Error(`distribution '${distribution}' is not continuous`);
   }
 }
 

@@ -3,23 +3,15 @@
  * - the grid is the Cartesian product of the leaves that are not constants, in `leafEntries`
  *   order, the first leaf varying slowest; constants ride along but are not part of a point;
  * - `int_uniform` expands to min..max inclusive, `q_uniform` to numpy's `arange(min, max, q)`;
- * - values are told apart by a canonical key (see `gridKey`), so duplicates in a list are one
+ * - values are told apart by W&B's key (`wandbValueKey`), so duplicates in a list are one
  *   point, placed where the value first appears but emitted as its last listed instance;
  * - a point any existing trial has run, in any state, is not suggested again. Sweeper may later
  *   retry crashed points; for now this follows W&B.
  */
 import { UsageError } from '../../domain/errors.js';
-import {
-  Float,
-  isFloatValue,
-  isIntValue,
-  makeFloat,
-  stringifyTyped,
-  toNumber,
-  type ParamValue,
-  type Params,
-} from '../../domain/values.js';
-import type { ConfigIssue, LeafParam, SweepConfig } from '../../domain/sweep-config.js';
+import { DISTRIBUTION_TRAITS } from '../../domain/distributions.js';
+import { Float, isIntValue, makeFloat, toNumber, type ParamValue, type Params } from '../../domain/values.js';
+import { isParsedConfig, type ConfigIssue, type LeafParam, type SweepConfig } from '../../domain/sweep-config.js';
 import type { Strategy, StrategyOptions, Suggestion, TrialObservation } from './types.js';
 import {
   configPath,
@@ -27,6 +19,7 @@ import {
   leafEntries,
   nestParams,
   valueAtPath,
+  wandbValueKey,
   type ParamPath,
 } from '../../domain/params.js';
 
@@ -40,39 +33,14 @@ export class GridConfigError extends UsageError {
 /** Larger axes are almost certainly a mistaken q or range, and would exhaust memory. */
 export const MAX_AXIS_VALUES = 1_000_000;
 
-const GRID_DISTRIBUTIONS = new Set(['constant', 'categorical', 'int_uniform', 'q_uniform']);
-
 interface GridAxis {
   path: ParamPath;
   /** Distinct values in order of first appearance, each as its last listed instance. */
   values: ParamValue[];
-  /** gridKey → position in `values`. */
+  /** wandbValueKey → position in `values`. */
   positions: Map<string, number>;
   /** The union of the keys of dict values: keys a run adds at runtime are dropped before matching. */
   knownKeys: Set<string> | undefined;
-}
-
-/**
- * The key two values are compared by, as W&B's hash of the YAML dump: dict key order does not
- * matter, `true` is not `1`, `"1"` is not `1`; an integral float equals its int (`3.0` covers `3`:
- * W&B's backend turns run values such as 3e6 into ints) but only at the top of a value, so `[1.0]`
- * does not cover `[1]`.
- */
-export function gridKey(value: ParamValue): string {
-  if (isFloatValue(value)) {
-    const n = toNumber(value as number | Float);
-    if (Number.isInteger(n)) return String(n + 0);
-  }
-  return canonicalJson(value);
-}
-
-function canonicalJson(value: ParamValue): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (isPlainObject(value)) {
-    const keys = Object.keys(value).sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(',')}}`;
-  }
-  return stringifyTyped(value);
 }
 
 /** How many values numpy's `arange(start, stop, step)` holds. */
@@ -99,23 +67,21 @@ export function arange(start: number | Float, stop: number | Float, step: number
 
 /** How many raw values a leaf expands to (before duplicates merge), or an issue. */
 function axisLength(param: LeafParam): number | string {
-  switch (param.distribution) {
-    case 'categorical':
-      return param.values?.length ?? 0;
-    case 'int_uniform':
-      return toNumber(param.max ?? 0) - toNumber(param.min ?? 0) + 1;
-    case 'q_uniform':
-      return arangeLength(toNumber(param.min ?? 0), toNumber(param.max ?? 0), toNumber(param.q ?? 1));
-    case 'categorical_w_probabilities':
-      return 'probabilities cannot be used with method grid, which runs every value once; remove them';
-    default:
-      return `distribution '${param.distribution}' cannot be used with method grid; use values, int_uniform or q_uniform`;
+  const traits = DISTRIBUTION_TRAITS[param.distribution];
+  if (!traits.gridable) {
+    return traits.weighted
+      ? 'probabilities cannot be used with method grid, which runs every value once; remove them'
+      : `distribution '${param.distribution}' cannot be used with method grid; use values, int_uniform or q_uniform`;
   }
+  if (traits.integer) return toNumber(param.max ?? 0) - toNumber(param.min ?? 0) + 1;
+  if (traits.quantized) return arangeLength(toNumber(param.min ?? 0), toNumber(param.max ?? 0), toNumber(param.q ?? 1));
+  return param.values?.length ?? 0;
 }
 
 /**
  * Why a config cannot run as a grid, one issue per parameter. The config parser reports these at
- * validation time; `createGridStrategy` throws them as a `GridConfigError`.
+ * validation time (the grid's entry in the strategy registry); `createGridStrategy` throws them
+ * as a `GridConfigError` for a config that did not go through the parser.
  */
 export function validateGridConfig(config: SweepConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
@@ -144,16 +110,13 @@ export function validateGridConfig(config: SweepConfig): ConfigIssue[] {
 }
 
 function rawAxisValues(param: LeafParam): ParamValue[] {
-  switch (param.distribution) {
-    case 'int_uniform': {
-      const min = toNumber(param.min ?? 0);
-      return Array.from({ length: toNumber(param.max ?? 0) - min + 1 }, (_, i) => min + i);
-    }
-    case 'q_uniform':
-      return arange(param.min ?? 0, param.max ?? 0, param.q ?? new Float(1));
-    default:
-      return param.values ?? [];
+  const traits = DISTRIBUTION_TRAITS[param.distribution];
+  if (traits.integer) {
+    const min = toNumber(param.min ?? 0);
+    return Array.from({ length: toNumber(param.max ?? 0) - min + 1 }, (_, i) => min + i);
   }
+  if (traits.quantized) return arange(param.min ?? 0, param.max ?? 0, param.q ?? new Float(1));
+  return param.values ?? [];
 }
 
 function buildAxis(path: ParamPath, raw: readonly ParamValue[]): GridAxis {
@@ -161,7 +124,7 @@ function buildAxis(path: ParamPath, raw: readonly ParamValue[]): GridAxis {
   const values: ParamValue[] = [];
   let knownKeys: Set<string> | undefined;
   for (const value of raw) {
-    const key = gridKey(value);
+    const key = wandbValueKey(value);
     const at = positions.get(key);
     // W&B looks values up by key in a dict built from the list, so the last instance wins.
     if (at === undefined) {
@@ -183,8 +146,11 @@ function buildAxis(path: ParamPath, raw: readonly ParamValue[]): GridAxis {
  * and returns the first index not taken, so a call costs O(trials) whatever the grid's size.
  */
 export function createGridStrategy(config: SweepConfig, _options?: StrategyOptions): Strategy {
-  const issues = validateGridConfig(config);
-  if (issues.length > 0) throw new GridConfigError(issues);
+  // A parsed grid config was validated by the parser, through the registry: once is enough.
+  if (!(isParsedConfig(config) && config.method === 'grid')) {
+    const issues = validateGridConfig(config);
+    if (issues.length > 0) throw new GridConfigError(issues);
+  }
 
   const leaves = leafEntries(config.parameters);
   const axes: GridAxis[] = [];
@@ -207,7 +173,7 @@ export function createGridStrategy(config: SweepConfig, _options?: StrategyOptio
         const known = axis.knownKeys;
         value = Object.fromEntries(Object.entries(value).filter(([k]) => known.has(k)));
       }
-      const position = axis.positions.get(gridKey(value));
+      const position = axis.positions.get(wandbValueKey(value));
       if (position === undefined) return undefined;
       index = index * axis.values.length + position;
     }

@@ -16,6 +16,7 @@
  * Values are turned to minimisation (negated for `goal: maximize`). Every trial's parameters,
  * whatever its state, are `taken`, so the same point is not proposed twice.
  */
+import { objectiveOf } from '../../domain/objective.js';
 import type { SweepConfig } from '../../domain/sweep-config.js';
 import type { SearchSpace } from './space.js';
 import type { TrialObservation } from './types.js';
@@ -33,7 +34,9 @@ export interface History {
 
 export function readHistory(space: SearchSpace, config: SweepConfig, trials: readonly TrialObservation[]): History {
   const metric = config.metric;
-  const sign = metric?.goal === 'maximize' ? -1 : 1;
+  // The parser requires a metric for bayes and tpe; a config built without one is minimised.
+  const objective = objectiveOf(metric);
+  const toMinimize = (v: number) => (objective ? objective.toMinimize(v) : v);
   const impute = metric?.impute ?? 'worst';
   const whileRunning = metric?.impute_while_running ?? 'false';
   const taken = new Set<string>();
@@ -47,7 +50,7 @@ export function readHistory(space: SearchSpace, config: SweepConfig, trials: rea
     if (key !== undefined) taken.add(key);
     const point = space.encode(t.params);
     if (!point) continue;
-    const value = t.value !== null && Number.isFinite(t.value) ? sign * t.value : undefined;
+    const value = t.value !== null && Number.isFinite(t.value) ? toMinimize(t.value) : undefined;
     switch (t.state) {
       case 'finished':
       case 'stopped':
@@ -55,11 +58,11 @@ export function readHistory(space: SearchSpace, config: SweepConfig, trials: rea
           entries.push({ point, value });
           worst = Math.max(worst, value);
         } else {
-          entries.push({ point, value: imputed(impute, undefined, sign) });
+          entries.push({ point, value: imputed(impute, undefined, toMinimize) });
         }
         break;
       case 'failed':
-        entries.push({ point, value: imputed(impute, value, sign) });
+        entries.push({ point, value: imputed(impute, value, toMinimize) });
         break;
       case 'running':
         if (whileRunning !== 'false' && value !== undefined) entries.push({ point, value });
@@ -82,8 +85,12 @@ export function readHistory(space: SearchSpace, config: SweepConfig, trials: rea
 }
 
 /** The imputed value, or undefined for "the worst observed", which is filled in afterwards. */
-function imputed(impute: NonNullable<NonNullable<SweepConfig['metric']>['impute']>, own: number | undefined, sign: number): number | undefined {
-  if (typeof impute === 'number') return sign * impute;
+function imputed(
+  impute: NonNullable<NonNullable<SweepConfig['metric']>['impute']>,
+  own: number | undefined,
+  toMinimize: (v: number) => number,
+): number | undefined {
+  if (typeof impute === 'number') return toMinimize(impute);
   if (impute === 'worst') return undefined;
   return own;
 }

@@ -11,11 +11,11 @@
  *   compares categories for equality and TPE counts them.
  * - Constants, and leaves with a single possible value, are not dimensions; they ride along.
  */
+import { DISTRIBUTION_TRAITS } from '../../domain/distributions.js';
 import { Float, isIntValue, toNumber, type ParamValue, type Params } from '../../domain/values.js';
 import type { LeafParam, ParamSpecs } from '../../domain/sweep-config.js';
 import { ppf } from './distributions.js';
-import { leafEntries, nestParams, valueAtPath, type LeafEntry } from '../../domain/params.js';
-import { gridKey } from './grid.js';
+import { leafEntries, leafValuesKey, nestParams, valueAtPath, valuesKey, wandbValueKey, type LeafEntry, type ParamPath } from '../../domain/params.js';
 import { normalCdf } from './numerics/sampling.js';
 import { incompleteBeta } from './numerics/special.js';
 
@@ -47,24 +47,25 @@ function num(v: number | Float | undefined, fallback: number): number {
   return v === undefined ? fallback : toNumber(v);
 }
 
-/** z = CDF(x) under the leaf's distribution; the inverse of `ppf` on its continuous families. */
+/**
+ * z = CDF(x) under the leaf's distribution; the inverse of `ppf` on its continuous families. A
+ * q_ form uses its continuous base: rounding moves x, not the scale it lives on.
+ */
 function cdf(param: LeafParam, x: number): number {
   const min = num(param.min, 0);
   const max = num(param.max, 1);
   const mu = num(param.mu, 0);
   const sigma = num(param.sigma, 1);
   const logOf = (v: number) => (v > 0 ? Math.log(v) : -Infinity);
-  switch (param.distribution) {
+  const continuous = DISTRIBUTION_TRAITS[param.distribution].continuous;
+  switch (continuous) {
     case 'uniform':
-    case 'q_uniform':
       return (x - min) / (max - min);
     case 'int_uniform':
       return (x - min + 0.5) / (max - min + 1);
     case 'log_uniform':
-    case 'q_log_uniform':
       return (logOf(x) - min) / (max - min);
     case 'log_uniform_values':
-    case 'q_log_uniform_values':
       return (logOf(x) - Math.log(min)) / (Math.log(max) - Math.log(min));
     case 'inv_log_uniform':
       // ppf: x = exp(−((1 − z)(max − min) + min)).
@@ -72,21 +73,15 @@ function cdf(param: LeafParam, x: number): number {
     case 'inv_log_uniform_values':
       return (logOf(x) - Math.log(min)) / (Math.log(max) - Math.log(min));
     case 'normal':
-    case 'q_normal':
       return normalCdf((x - mu) / sigma);
     case 'log_normal':
-    case 'q_log_normal':
       return x > 0 ? normalCdf((Math.log(x) - mu) / sigma) : 0;
     case 'beta':
-    case 'q_beta':
       return x <= 0 ? 0 : x >= 1 ? 1 : incompleteBeta(num(param.a, 1), num(param.b, 1), x);
     default:
       throw new Error(`distribution '${param.distribution}' is not numeric`);
   }
 }
-
-const NORMAL_FAMILIES = new Set(['normal', 'q_normal', 'log_normal', 'q_log_normal']);
-const QUANTIZED = new Set(['q_uniform', 'q_log_uniform', 'q_log_uniform_values', 'q_normal', 'q_log_normal', 'q_beta']);
 
 function clamp(x: number, lo: number, hi: number): number {
   return x < lo ? lo : x > hi ? hi : x;
@@ -100,6 +95,8 @@ export class SearchSpace {
   /** The value of every leaf that is not a dimension, by its index in `leaves`. */
   private readonly fixed = new Map<number, ParamValue>();
   private readonly dimOfLeaf: number[] = [];
+  /** Where each dimension's value sits in a trial's parameters, for `keyOfParams`. */
+  private readonly dimPaths: ParamPath[];
 
   constructor(parameters: ParamSpecs) {
     this.leaves = leafEntries(parameters);
@@ -115,6 +112,7 @@ export class SearchSpace {
       }
     });
     this.categorical = Uint8Array.from(this.dims, (d) => (d.kind === 'categorical' ? 1 : 0));
+    this.dimPaths = this.dims.map((d) => d.leaf.path);
   }
 
   get D(): number {
@@ -132,8 +130,8 @@ export class SearchSpace {
       const found = valueAtPath(params, dim.leaf.path);
       if (!found) return undefined;
       if (dim.kind === 'categorical') {
-        const key = gridKey(found.value);
-        const index = dim.values.findIndex((v) => gridKey(v) === key);
+        const key = wandbValueKey(found.value);
+        const index = dim.values.findIndex((v) => wandbValueKey(v) === key);
         if (index < 0) return undefined;
         point[d] = index;
       } else {
@@ -231,49 +229,38 @@ export class SearchSpace {
 
   /** Identifies the parameters a point runs, for telling duplicates apart (3 and 3.0 agree). */
   keyOfPoint(point: Float64Array): string {
-    const parts: string[] = [];
-    for (let d = 0; d < this.D; d++) parts.push(gridKey(this.valueAt(d, point[d])));
-    return parts.join('\u0000');
+    const values: ParamValue[] = [];
+    for (let d = 0; d < this.D; d++) values.push(this.valueAt(d, point[d]));
+    return valuesKey(values);
   }
 
   /** The same key from a trial's parameters, or undefined when they do not fit the space. */
   keyOfParams(params: Params): string | undefined {
-    const parts: string[] = [];
-    for (const dim of this.dims) {
-      const found = valueAtPath(params, dim.leaf.path);
-      if (!found) return undefined;
-      parts.push(gridKey(found.value));
-    }
-    return parts.join('\u0000');
+    return leafValuesKey(params, this.dimPaths);
   }
 }
 
 /** A dimension, or the single value of a leaf that has only one. */
 function makeDim(leaf: LeafEntry): Dim | { value: ParamValue } {
   const { param } = leaf;
-  switch (param.distribution) {
-    case 'constant':
-      return { value: param.value ?? null };
-    case 'categorical':
-    case 'categorical_w_probabilities': {
-      const values = param.values ?? [];
-      const raw = param.probabilities ?? values.map(() => 1);
-      const total = raw.reduce((a, b) => a + b, 0);
-      const weights = Float64Array.from(raw, (p) => p / total);
-      const allowed = values.filter((_, i) => weights[i] > 0);
-      if (allowed.length <= 1) return { value: allowed[0] ?? values[0] ?? null };
-      return { kind: 'categorical', leaf, values, weights };
-    }
-    case 'int_uniform': {
-      const min = toNumber(param.min!);
-      const max = toNumber(param.max!);
-      const count = max - min + 1;
-      if (count <= 1 || !isIntValue(min)) return { value: min };
-      return { kind: 'numeric', leaf, discrete: true, count, zMin: 0, zMax: 1 };
-    }
-    default: {
-      const tail = NORMAL_FAMILIES.has(param.distribution) ? TAIL_Z : 0;
-      return { kind: 'numeric', leaf, discrete: QUANTIZED.has(param.distribution), zMin: tail, zMax: 1 - tail };
-    }
+  const traits = DISTRIBUTION_TRAITS[param.distribution];
+  if (traits.family === 'constant') return { value: param.value ?? null };
+  if (traits.family === 'categorical') {
+    const values = param.values ?? [];
+    const raw = param.probabilities ?? values.map(() => 1);
+    const total = raw.reduce((a, b) => a + b, 0);
+    const weights = Float64Array.from(raw, (p) => p / total);
+    const allowed = values.filter((_, i) => weights[i] > 0);
+    if (allowed.length <= 1) return { value: allowed[0] ?? values[0] ?? null };
+    return { kind: 'categorical', leaf, values, weights };
   }
+  if (traits.integer) {
+    const min = toNumber(param.min!);
+    const max = toNumber(param.max!);
+    const count = max - min + 1;
+    if (count <= 1 || !isIntValue(min)) return { value: min };
+    return { kind: 'numeric', leaf, discrete: true, count, zMin: 0, zMax: 1 };
+  }
+  const tail = traits.family === 'normal' ? TAIL_Z : 0;
+  return { kind: 'numeric', leaf, discrete: traits.quantized, zMin: tail, zMax: 1 - tail };
 }

@@ -18,6 +18,7 @@ import type { Strategy, TrialObservation } from '../strategies/types.js';
 import type { MetricRefusal } from './ingest.js';
 import type { MetricStore } from './metric-store.js';
 import type { SweepRecord, TrialRecord } from './state.js';
+import { missingPoints } from './trial-view.js';
 
 /** Methods whose suggestions depend on the trials' values, not only on which points were taken. */
 const MODEL_BASED = new Set(['bayes', 'tpe']);
@@ -114,7 +115,7 @@ export class SweepAggregate {
 
   /** Points the agent said it captured that have not arrived (0 while it runs or when it did not say). */
   missingPoints(trial: TrialRecord): number {
-    return trial.declaredPoints === null ? 0 : Math.max(0, trial.declaredPoints - trial.droppedPoints - this.applied(trial.id));
+    return missingPoints(trial, this.applied(trial.id));
   }
 
   /** Feeds the stopping rule the trial's new values; the running trials to stop now. */

@@ -6,10 +6,14 @@
  * Both replay through `decodeEvent`: a stored message is only bytes on a subject that anyone
  * allowed to publish there could have written, so each is parsed, checked against the event
  * schema and against its subject, and skipped (counted by reason) when it fails.
+ *
+ * When JetStream cannot be reached, append and replay reject with StoreUnavailableError (the
+ * NATS error as its cause), which callers retry; any other failure is passed on as it came.
  */
 import type { JetStreamClient, JetStreamManager, NatsConnection } from 'nats';
-import { AckPolicy, DeliverPolicy } from 'nats';
+import { AckPolicy, DeliverPolicy, ErrorCode, NatsError } from 'nats';
 import { ensureStream } from '../../common/nats-connect.js';
+import { coerceError, StoreUnavailableError } from '../../domain/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { ControllerEvent, EventReplay, LoggedEvent, RefusalReason, SkippedEvent } from './state.js';
 import { controllerEventSchema } from './state.js';
@@ -44,14 +48,14 @@ export function decodeEvent(m: RawEventMessage): LoggedEvent | SkippedEvent {
   try {
     json = JSON.parse(typeof m.data === 'string' ? m.data : utf8.decode(m.data));
   } catch (err) {
-    return skip(m.seq, 'bad_event_json', `not JSON: ${err instanceof Error ? err.message : String(err)}`);
+    return skip(m.seq, 'bad_event_json', `not JSON: ${coerceError(err).message}`);
   }
   let parsed: ReturnType<typeof controllerEventSchema.safeParse>;
   try {
     parsed = controllerEventSchema.safeParse(json);
   } catch (err) {
     // A bound that read a field the shape had already refused: still only a bad message.
-    return skip(m.seq, 'bad_event_schema', `unreadable event: ${err instanceof Error ? err.message : String(err)}`);
+    return skip(m.seq, 'bad_event_schema', `unreadable event: ${coerceError(err).message}`);
   }
   if (!parsed.success) return skip(m.seq, 'bad_event_schema', schemaProblem(parsed.error.issues));
   const event = parsed.data;
@@ -149,11 +153,23 @@ export class JetStreamEventLog implements EventLog {
   }
 
   async append(event: ControllerEvent, id: string): Promise<void> {
-    // The message id makes a retried append (after a lost ack) a no-op inside the duplicate window.
-    await this.js.publish(stateSubject(event.sweepId), JSON.stringify(event), { msgID: id, timeout: 10_000 });
+    try {
+      // The message id makes a retried append (after a lost ack) a no-op inside the duplicate window.
+      await this.js.publish(stateSubject(event.sweepId), JSON.stringify(event), { msgID: id, timeout: 10_000 });
+    } catch (err) {
+      throw storeFailure(err);
+    }
   }
 
   async replay(): Promise<EventReplay> {
+    try {
+      return await this.readAll();
+    } catch (err) {
+      throw storeFailure(err);
+    }
+  }
+
+  private async readAll(): Promise<EventReplay> {
     const out: EventReplay = { events: [], skipped: [] };
     const info = await this.jsm.streams.info(STATE_STREAM);
     const last = info.state.last_seq;
@@ -187,4 +203,25 @@ export class JetStreamEventLog implements EventLog {
     }
     return out;
   }
+}
+
+/**
+ * The nats.js error codes that mean JetStream was not reached or did not answer in time, rather
+ * than that it refused the request: a timeout, a connection lost, closed, draining or refused, no
+ * responders (503: no JetStream, or a cluster without a leader for the moment).
+ */
+const UNREACHABLE_CODES: ReadonlySet<string> = new Set([
+  ErrorCode.Timeout,
+  ErrorCode.JetStream408RequestTimeout,
+  ErrorCode.ConnectionTimeout,
+  ErrorCode.Disconnect,
+  ErrorCode.ConnectionClosed,
+  ErrorCode.ConnectionDraining,
+  ErrorCode.ConnectionRefused,
+  ErrorCode.NoResponders,
+]);
+
+/** A JetStream failure as callers should see it: StoreUnavailableError when it was one of reach. */
+export function storeFailure(err: unknown): unknown {
+  return err instanceof NatsError && UNREACHABLE_CODES.has(err.code) ? new StoreUnavailableError(err) : err;
 }

@@ -13,6 +13,7 @@
  *   counted; a missing batch that turns up after that is still applied, late, and counted.
  */
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg, NatsConnection } from 'nats';
+import { IllegalStateError } from '../../domain/errors.js';
 import { AckPolicy, ConsumerEvents, DeliverPolicy, NatsError, nanos } from 'nats';
 import type { Logger } from '../../common/log.js';
 import { ThrottledWarner } from '../../common/log.js';
@@ -202,7 +203,7 @@ export class MetricIngest {
 
   /** Ensure the stream and the consumer, and start consuming. Rejects if NATS cannot set them up. */
   async start(): Promise<void> {
-    if (this.loop) throw new Error('MetricIngest already started');
+    if (this.loop) throw new IllegalStateError('MetricIngest already started');
     const jsm = await this.nc.jetstreamManager();
     await this.ensureResources(jsm, this.replayAll);
     if (this.replayAll) {

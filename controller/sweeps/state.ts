@@ -9,6 +9,7 @@
  * state so far (`rebuildState`), and one that fails is skipped and counted, never thrown.
  */
 import { z } from 'zod';
+import { ID_RULE, isValidId } from '../../domain/ids.js';
 import { MAX_ARGV_ENTRIES, MAX_ARGV_ENTRY_CHARS } from '../../common/limits.js';
 import type { Params } from '../../domain/values.js';
 import { parseTypedJson } from '../../domain/values.js';
@@ -50,14 +51,18 @@ interface Bound<T> {
   message: string;
 }
 
-function idOf(maxChars: number): Bound<string> {
-  const re = new RegExp(`^[A-Za-z0-9_-]{1,${maxChars}}$`);
-  return { test: (v) => re.test(v), message: `1-${maxChars} letters, digits, '-' or '_'` };
-}
-/** Sweep and trial ids: sweep ids are 8 characters, trial ids `<sweepId>-<number>`. */
-const ID = idOf(100);
-/** Agent ids: RequestTrial used to accept an unregistered agent up to the API's 200 characters. */
-const AGENT_ID = idOf(200);
+/** Sweep and trial ids (domain/ids.ts): sweep ids are 8 characters, trial ids `<sweepId>-<number>`. */
+const ID: Bound<string> = { test: isValidId, message: ID_RULE };
+/**
+ * Agent ids in a replayed log: RequestTrial once accepted an unregistered agent with up to 200
+ * characters, and refusing such an old event would lose its trial, so replay stays that lenient.
+ */
+const LEGACY_AGENT_ID_CHARS = 200;
+const LEGACY_AGENT_ID = new RegExp(`^[A-Za-z0-9_-]{1,${LEGACY_AGENT_ID_CHARS}}$`);
+const AGENT_ID: Bound<string> = {
+  test: (v) => LEGACY_AGENT_ID.test(v),
+  message: `1-${LEGACY_AGENT_ID_CHARS} letters, digits, '-' or '_'`,
+};
 const OPTIONAL_ID: Bound<string | undefined> = { test: (v) => v === undefined || ID.test(v), message: ID.message };
 const maxChars = (max: number): Bound<string> => ({ test: (v) => v.length <= max, message: `at most ${max} characters` });
 const LINE = maxChars(EVENT_LIMITS.maxLineChars);

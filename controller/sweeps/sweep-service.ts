@@ -44,57 +44,13 @@ import { crashedToRetry, hasRunning, heldTrials, PAUSED_POLL_MS, Standby, STANDB
 import type { ControllerEvent, ControllerState, SweepRecord, TrialRecord } from './state.js';
 import { applyEvent, emptyState, EVENT_LIMITS, rebuildState } from './state.js';
 import { classifyEnd, type TrialCompletion } from './trial-end.js';
+import * as views from './trial-view.js';
+import type { SweepView, TrialView } from './trial-view.js';
 
 export type { StopOrder } from './liveness.js';
 export { classifyEnd, type TrialCompletion } from './trial-end.js';
 
-export interface TrialView {
-  id: string;
-  sweepId: string;
-  number: number;
-  state: TrialState;
-  paramsJson: string;
-  agentId: string;
-  createdAt: number;
-  startedAt: number;
-  endedAt: number;
-  bestValue: number | null;
-  lastValue: number | null;
-  lastStep: number;
-  points: number;
-  exitCode: number | null;
-  signal: string;
-  reason: string;
-  rank: number;
-  /** From the agent's GPU samples: physical index ('' without one), utilisation %, memory MB. */
-  gpu: string;
-  gpuUtil: number | null;
-  gpuMemoryMb: number | null;
-  /** Points the agent reported capturing that have not arrived (0 while it runs or when it did not say). */
-  missingPoints: number;
-  /** Points the agent dropped before sending them (buffer full, too large). */
-  droppedPoints: number;
-}
-
-export interface SweepView {
-  id: string;
-  name: string;
-  method: string;
-  state: SweepState;
-  configJson: string;
-  seed: number;
-  metricName: string;
-  metricGoal: string;
-  trialLimit: number;
-  trialCount: number;
-  stateCounts: Record<string, number>;
-  bestValue: number | null;
-  bestTrialId: string;
-  createdAt: number;
-  finishedAt: number;
-  finishReason: string;
-  activeAgents: number;
-}
+export type { SweepView, TrialView } from './trial-view.js';
 
 export type TrialRequestOutcome =
   | { kind: 'trial'; trial: TrialRecord; command: readonly string[]; program: string }
@@ -129,6 +85,8 @@ const MAX_EVENT_BYTES = 1024 * 1024 - 4096;
  */
 const REPLAY_WAIT_MS = 10_000;
 const REPLAY_RETRY_MS = 1000;
+/** An agent heard from within this long counts as active in a sweep's view. */
+const ACTIVE_AGENT_MS = 30_000;
 
 export class SweepService {
   readonly metrics: MetricStore;
@@ -292,24 +250,15 @@ export class SweepService {
     const sweep = this.requireSweep(req.sweepId);
     this.agents.register({ id: req.agentId, sweepId: req.sweepId, hostname: req.hostname, pid: req.pid, slots: req.slots, lastSeen: this.now() });
     this.log.info('agent registered', { agent: req.agentId, sweep: req.sweepId, host: req.hostname });
-    return {
-      heldTrials: heldTrials(sweep, req.agentId),
-      command: this.requireAggregate(sweep.id).command,
-      program: this.requireAggregate(sweep.id).program,
-      sweepState: sweep.state,
-    };
+    return { heldTrials: heldTrials(sweep, req.agentId) };
   }
 
-  heartbeat(req: { agentId: string; sweepId: string; runningTrialIds: string[] }): {
-    sweepState: SweepState;
-    stop: StopOrder[];
-    unknownAgent: boolean;
-  } {
+  heartbeat(req: { agentId: string; sweepId: string; runningTrialIds: string[] }): { stop: StopOrder[]; unknownAgent: boolean } {
     const sweep = this.requireSweep(req.sweepId);
     const agent = this.agents.get(req.agentId);
     if (agent) agent.lastSeen = this.now();
     const stop = heartbeatStops(sweep, req.agentId, req.runningTrialIds, this.state.trials, this.stopOrders);
-    return { sweepState: sweep.state, stop, unknownAgent: !agent };
+    return { stop, unknownAgent: !agent };
   }
 
   /**
@@ -527,82 +476,22 @@ export class SweepService {
     return t;
   }
 
-  /**
-   * Trials best first: those that may rank (not failed or crashed) with a value by value per the
-   * goal, then the rest by number. Only the first get a rank.
-   */
+  /** Trials best first, ranked (see `rankTrials`). */
   leaderboard(sweep: SweepRecord): TrialView[] {
-    const objective = this.requireAggregate(sweep.id).objective;
-    const views = sweep.trials.map((t) => this.trialView(t, sweep));
-    const ranked = (v: TrialView) => v.bestValue !== null && isRankable(v.state);
-    views.sort((a, b) => {
-      if (ranked(a) && ranked(b)) return (objective ? objective.compare(a.bestValue!, b.bestValue!) : a.bestValue! - b.bestValue!) || a.number - b.number;
-      if (ranked(a)) return -1;
-      if (ranked(b)) return 1;
-      return a.number - b.number;
-    });
-    let rank = 0;
-    for (const v of views) v.rank = ranked(v) ? ++rank : 0;
-    return views;
+    return views.rankTrials(
+      sweep.trials.map((t) => this.trialView(t, sweep)),
+      this.requireAggregate(sweep.id).objective,
+    );
   }
 
   trialView(t: TrialRecord, sweep: SweepRecord = this.requireSweep(t.sweepId)): TrialView {
-    const aggregate = this.requireAggregate(sweep.id);
-    const objective = aggregate.objective;
-    const best = objective ? this.metrics.best(t.id, objective) : null;
-    const last = objective ? this.metrics.last(t.id, objective.metric) : null;
-    const tm = this.metrics.get(t.id);
-    const gpuIndex = this.metrics.last(t.id, 'system/gpu.index');
-    return {
-      id: t.id,
-      sweepId: t.sweepId,
-      number: t.number,
-      state: t.state,
-      paramsJson: t.paramsJson,
-      agentId: t.agentId,
-      createdAt: t.createdAt,
-      startedAt: t.startedAt,
-      endedAt: t.endedAt,
-      bestValue: best,
-      lastValue: last?.value ?? null,
-      lastStep: tm ? tm.lastStep : -1,
-      points: tm?.rows ?? 0,
-      exitCode: t.exitCode,
-      signal: t.signal,
-      reason: t.reason,
-      rank: 0,
-      gpu: gpuIndex === null ? '' : String(gpuIndex.value),
-      gpuUtil: this.metrics.last(t.id, 'system/gpu.util')?.value ?? null,
-      gpuMemoryMb: this.metrics.last(t.id, 'system/gpu.memory_mb')?.value ?? null,
-      missingPoints: aggregate.missingPoints(t),
-      droppedPoints: t.droppedPoints,
-    };
+    return views.trialView(t, sweep, this.metrics, this.requireAggregate(sweep.id).applied(t.id));
   }
 
   sweepView(sweep: SweepRecord, board: TrialView[] = this.leaderboard(sweep)): SweepView {
-    const counts: Record<string, number> = {};
-    for (const t of sweep.trials) counts[t.state] = (counts[t.state] ?? 0) + 1;
-    const best = board.find((v) => v.rank > 0);
-    const cutoff = this.now() - Math.max(30_000, this.heartbeatIntervalMs * 3);
-    return {
-      id: sweep.id,
-      name: sweep.config.name ?? '',
-      method: sweep.config.method,
-      state: sweep.state,
-      configJson: sweep.configJson,
-      seed: sweep.seed,
-      metricName: sweep.config.metric?.name ?? '',
-      metricGoal: sweep.config.metric?.goal ?? '',
-      trialLimit: this.requireAggregate(sweep.id).limit ?? 0,
-      trialCount: sweep.trials.length,
-      stateCounts: counts,
-      bestValue: best?.bestValue ?? null,
-      bestTrialId: best?.id ?? '',
-      createdAt: sweep.createdAt,
-      finishedAt: sweep.finishedAt,
-      finishReason: sweep.finishReason,
-      activeAgents: this.agents.activeCount(sweep.id, cutoff),
-    };
+    // An agent counts as active while it heartbeats; a few missed beats are not yet absence.
+    const cutoff = this.now() - Math.max(ACTIVE_AGENT_MS, this.heartbeatIntervalMs * 3);
+    return views.sweepView(sweep, board, this.requireAggregate(sweep.id).limit, this.agents.activeCount(sweep.id, cutoff));
   }
 
   /** Called whenever something about the sweep changed (trials, metrics, state). */

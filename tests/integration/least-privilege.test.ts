@@ -130,14 +130,14 @@ describe('least privilege on NATS', () => {
     await until('our own point', async () => ((await client.getTrial(myTrial)).trial.points === 1 ? true : undefined));
     await client.completeTrial({
       agentId: 'forger', trialId: myTrial, exitCode: 0, signal: '', startError: '', stoppedReason: '',
-      stdoutTail: [], stderrTail: [], lastMetricSeq: 1, durationMs: 1, argv: [], metricPoints: 1, droppedPoints: 0,
+      stdoutTail: [], stderrTail: [], lastMetricSeq: 1, argv: [], metricPoints: 1, droppedPoints: 0,
     });
     await a.js.publish(metricsSubject(sweep.id, 'forger', myTrial), enc(batch(myTrial, 2, -4321)));
     // The API too: a report about a trial it does not hold.
     await expect(
       client.completeTrial({
         agentId: 'forger', trialId: theirTrial, exitCode: 1, signal: '', startError: '', stoppedReason: '',
-        stdoutTail: [], stderrTail: [], lastMetricSeq: 0, durationMs: 1, argv: [],
+        stdoutTail: [], stderrTail: [], lastMetricSeq: 0, argv: [],
       }),
     ).rejects.toThrow(/does not hold/);
 

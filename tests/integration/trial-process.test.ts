@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { type BuildCommandOptions, buildCommand } from '../../agent/command.js';
+import { CANCELLED, SHUTDOWN, type StopReason } from '../../agent/stop-reason.js';
 import { LineSplitter, MAX_LINE_BYTES, type TrialOptions, startTrial } from '../../agent/trial-process.js';
 import type { MetricPoint } from '../../common/metrics-wire.js';
 import { Float, type Params } from '../../domain/values.js';
@@ -67,6 +68,9 @@ async function waitUntil(cond: () => boolean, ms = 30_000): Promise<boolean> {
   }
   return cond();
 }
+
+/** A stopping rule's verdict, as the controller orders it. */
+const PRUNED: StopReason = { kind: 'early-stop', rule: 'median', text: 'median: best value 5 > median 1 of 3 other trials at iteration 2' };
 
 const values = (points: MetricPoint[]) => points.map(({ step, values: v, invalid }) => ({ step, values: v, ...(invalid ? { invalid } : {}) }));
 
@@ -132,43 +136,62 @@ describe('TrialProcess', () => {
   it('stops with SIGTERM, then SIGKILL for a program that ignores SIGTERM', async () => {
     const { trial, printed, stdout } = run(command('ignore_term.js'));
     await printed(/^ready$/);
-    const first = trial.stop('pruned', 400);
-    const second = trial.stop('shutdown', 5_000);
+    const first = trial.stop(PRUNED, 400);
+    const second = trial.stop(SHUTDOWN, 5_000);
     expect(trial.state).toBe('stopping');
     await Promise.all([first, second]);
     const result = await trial.result;
     // SIGTERM came first (the program says so), then the kill.
-    expect(result).toMatchObject({ exitCode: null, signal: 'SIGKILL', stoppedBy: 'pruned' });
+    expect(result).toMatchObject({ exitCode: null, signal: 'SIGKILL', stoppedBy: PRUNED });
     expect(stdout).toContain('got SIGTERM, ignoring it');
-    await trial.stop('pruned'); // after the end: a no-op
+    await trial.stop(PRUNED); // after the end: a no-op
   });
 
   // Without the second stop this would wait out the 60 s grace and overrun the test's timeout.
   it('a second stop with a shorter grace forces the kill sooner', async () => {
     const { trial, printed } = run(command('ignore_term.js'));
     await printed(/^ready$/);
-    void trial.stop('shutdown', 60_000);
+    void trial.stop(SHUTDOWN, 60_000);
     // The first stop's SIGTERM has arrived (and been ignored).
     await printed(/^got SIGTERM, ignoring it$/);
-    await trial.stop('shutdown', 0);
+    await trial.stop(SHUTDOWN, 0);
     expect((await trial.result).signal).toBe('SIGKILL');
   }, 20_000);
 
   it('a stop right after start still reaches the process', async () => {
     const { trial } = run(command('ignore_term.js'));
-    await trial.stop('cancelled', 0);
+    await trial.stop(CANCELLED, 0);
     // SIGTERM may land before node has installed its handler; either way the process is gone.
-    expect(await trial.result).toMatchObject({ exitCode: null, signal: expect.stringMatching(/^SIG(TERM|KILL)$/), stoppedBy: 'cancelled' });
+    expect(await trial.result).toMatchObject({ exitCode: null, signal: expect.stringMatching(/^SIG(TERM|KILL)$/), stoppedBy: CANCELLED });
   });
 
-  it('stops through an AbortSignal', async () => {
+  it('stops through an AbortSignal, its reason the StopReason it was aborted with', async () => {
     const ac = new AbortController();
     const { trial, printed } = run(command('grandchild.sh', {}, { command: ['${interpreter}', '${program}', 'wait'] }), { signal: ac.signal });
     await printed(/^grandchild pid/);
-    ac.abort('pruned');
+    ac.abort(PRUNED);
     const result = await trial.result;
-    expect(result).toMatchObject({ exitCode: null, signal: 'SIGTERM', stoppedBy: 'pruned' });
+    expect(result).toMatchObject({ exitCode: null, signal: 'SIGTERM', stoppedBy: PRUNED });
   });
+
+  it('an abort without a StopReason stops the trial as cancelled', async () => {
+    const ac = new AbortController();
+    const { trial, printed } = run(command('grandchild.sh', {}, { command: ['${interpreter}', '${program}', 'wait'] }), { signal: ac.signal });
+    await printed(/^grandchild pid/);
+    ac.abort();
+    expect(await trial.result).toMatchObject({ exitCode: null, signal: 'SIGTERM', stoppedBy: CANCELLED });
+  });
+
+  // The agent starts a stop with a grace of its own (a cancel: 0) before aborting the trial's controller.
+  it('an abort after a stop keeps the reason of that stop', async () => {
+    const ac = new AbortController();
+    const { trial, printed } = run(command('ignore_term.js'), { signal: ac.signal, graceMs: 60_000 });
+    await printed(/^ready$/);
+    const stopped = trial.stop(PRUNED, 0);
+    ac.abort(SHUTDOWN);
+    await stopped;
+    expect(await trial.result).toMatchObject({ signal: 'SIGKILL', stoppedBy: PRUNED });
+  }, 20_000);
 
   // The grandchild holds the pipes for 60 s: waiting on them would overrun this test's timeout.
   it('kills a grandchild left behind, without waiting for the pipes it holds', async () => {
@@ -185,7 +208,7 @@ describe('TrialProcess', () => {
     await printed(/^grandchild pid/);
     const pid = Number(/(\d+)$/.exec(stdout[0])?.[1]);
     expect(alive(pid)).toBe(true);
-    await trial.stop('shutdown', 2_000);
+    await trial.stop(SHUTDOWN, 2_000);
     expect(await waitUntil(() => !alive(pid))).toBe(true);
   });
 
@@ -194,7 +217,7 @@ describe('TrialProcess', () => {
     const result = await trial.result;
     expect(result.startError).toMatch(/ENOENT/);
     expect(result).toMatchObject({ exitCode: null, signal: null });
-    await trial.stop('shutdown'); // safe on a trial that never ran
+    await trial.stop(SHUTDOWN); // safe on a trial that never ran
   });
 
   it('resolves with startError for a program that is not executable', async () => {

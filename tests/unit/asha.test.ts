@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../controller/config/index.js';
-import { AshaRule, ashaRungs, stopDecisions, type StoppingConfig } from '../../controller/stopping/index.js';
+import { AshaRule, ashaRungs, type StoppingConfig } from '../../controller/stopping/index.js';
+import { stopDecisions } from '../../controller/optimizer/stop-runs.js';
 
 const config = (early: Record<string, unknown>, goal: 'minimize' | 'maximize' = 'minimize'): StoppingConfig => ({
   metric: { name: 'loss', goal },
@@ -163,5 +164,13 @@ describe('config', () => {
       { path: 'early_terminate.max_iter', message: 'must be greater than min_iter (9): no rung lies below it' },
     ]);
     expect(issues({ type: 'ashaa' })).toEqual([{ path: 'early_terminate.type', message: "unknown early_terminate type 'ashaa' (did you mean 'asha'?)" }]);
+  });
+
+  it('stopDecisions checks a raw config as the parser does', () => {
+    const runs = [{ id: 'a', state: 'running' as const, history: [1, 2, 3] }];
+    expect(() => stopDecisions(config({ min_iter: 3, max_iter: 3 }), runs)).toThrow(
+      new ConfigError([{ path: 'early_terminate.max_iter', message: 'must be greater than min_iter (3): no rung lies below it' }]),
+    );
+    expect(() => stopDecisions(config({ fit: 'mean' }), runs)).toThrow('early_terminate.fit: expected \'trend\' or \'last\', got "mean"');
   });
 });

@@ -3,6 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { stringifyTyped } from '../../domain/values.js';
 import { createOptimizer, TellError } from '../../controller/optimizer/ask-tell.js';
 import { createStrategy } from '../../controller/strategies/index.js';
+import { nextRun } from '../../controller/optimizer/next-run.js';
+import { parseConfig } from '../../controller/config/parse.js';
+import { ConfigError } from '../../controller/config/errors.js';
 import { quadratic, quadraticLoss, runSequential } from '../fixtures/strategies.js';
 
 describe('createOptimizer', () => {
@@ -60,5 +63,36 @@ describe('createOptimizer', () => {
     const opt = createOptimizer(quadratic('random', 'maximize'), { seed: 2 });
     for (const v of [1, 5, 3]) opt.tell(opt.ask()!.id, v);
     expect(opt.best()!.value).toBe(5);
+  });
+});
+
+describe('library entry points validate a raw config exactly as parseConfig does', () => {
+  const messages = (fn: () => unknown): string[] => {
+    try {
+      fn();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      return (err as ConfigError).issues.map((i) => `${i.path}: ${i.message}`);
+    }
+    throw new Error('expected a ConfigError');
+  };
+
+  it('nextRun refuses a raw config with no parameters, as W&B raises', () => {
+    const raw = { method: 'random', parameters: {} };
+    expect(messages(() => nextRun(raw, []))).toEqual(messages(() => parseConfig(raw)));
+  });
+
+  it('createOptimizer refuses unknown keys and a run_cap that is not a number', () => {
+    const raw = { method: 'random', bogus: 1, run_cap: 'x', parameters: { a: { values: [1, 2] } } };
+    const got = messages(() => createOptimizer(raw));
+    expect(got).toEqual(messages(() => parseConfig(raw)));
+    expect(got.some((m) => m.startsWith('bogus'))).toBe(true);
+    expect(got.some((m) => m.startsWith('run_cap'))).toBe(true);
+  });
+
+  it('a parsed config is taken as it is', () => {
+    const { config } = parseConfig({ method: 'grid', parameters: { a: { values: [1, 2] } } });
+    expect(nextRun(config, [])).toEqual({ a: 1 });
+    expect(createOptimizer(config).config).toBe(config);
   });
 });

@@ -7,13 +7,16 @@ import { Float } from '../../domain/values.js';
 import {
   ConfigError,
   inferDistribution,
+  isParsedConfig,
   loadConfigFile,
   loadConfigText,
   parseConfig,
   parseConfigFile,
   parseConfigText,
+  toParsedConfig,
   type ConfigIssue,
 } from '../../controller/config/index.js';
+import { decodeConfig, encodeConfig } from '../../controller/config/codec.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/configs/${name}`, import.meta.url));
 
@@ -596,6 +599,45 @@ describe('early_terminate', () => {
   it('warns about keys hyperband will ignore', () => {
     const { warnings } = parseConfig({ ...base, early_terminate: { type: 'hyperband', min_iter: 1, max_iter: 27, s: 2 } });
     expect(warnings).toEqual([{ path: 'early_terminate.min_iter', message: 'ignored: max_iter and s define the bands' }]);
+  });
+});
+
+describe('parsed configs (isParsedConfig, toParsedConfig)', () => {
+  const raw = { method: 'random', parameters: { x: { values: [1, 2] } } };
+
+  it('marks what the parser and the codec produce, and nothing else', async () => {
+    const parsed = parseConfig(raw).config;
+    expect(isParsedConfig(parsed)).toBe(true);
+    expect(isParsedConfig(parseConfigText('method: grid\nparameters: {x: {values: [1]}}\n').config)).toBe(true);
+    expect(isParsedConfig((await parseConfigFile(fixture('random-full.yaml'))).config)).toBe(true);
+    expect(isParsedConfig(decodeConfig(encodeConfig(parsed)))).toBe(true);
+    // A copy may have been changed since: it is not the parser's.
+    expect(isParsedConfig({ ...parsed })).toBe(false);
+    expect(isParsedConfig(structuredClone(parsed))).toBe(false);
+    expect(isParsedConfig(raw)).toBe(false);
+    for (const v of [undefined, null, 'random', 3, []]) expect(isParsedConfig(v)).toBe(false);
+  });
+
+  it('toParsedConfig returns a parsed config as it is', () => {
+    const parsed = parseConfig(raw).config;
+    expect(toParsedConfig(parsed)).toBe(parsed);
+  });
+
+  it('toParsedConfig parses anything else exactly as parseConfig does', () => {
+    const parsed = toParsedConfig(raw);
+    expect(parsed).toEqual(parseConfig(raw).config);
+    expect(isParsedConfig(parsed)).toBe(true);
+    // What W&B raises on, and what parseConfig refuses: an empty parameters mapping,
+    expect(issuesOf(() => toParsedConfig({ method: 'random', parameters: {} }))).toEqual([
+      { path: 'parameters', message: 'must define at least one parameter' },
+    ]);
+    // unknown keys and mistyped values beside a valid search space,
+    expect(issuesOf(() => toParsedConfig({ ...raw, bogus: 1, run_cap: 'x' }))).toEqual([
+      { path: 'bogus', message: 'unknown key' },
+      { path: 'run_cap', message: 'expected a positive integer, got "x"' },
+    ]);
+    // and a copy of a parsed config, whose parameters are no longer W&B's shape.
+    expect(issuesOf(() => toParsedConfig({ ...parseConfig(raw).config }))).toEqual([{ path: 'parameters.x.kind', message: 'unknown key' }]);
   });
 });
 

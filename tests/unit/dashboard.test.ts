@@ -6,13 +6,15 @@ import type { IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../common/log.js';
 import { parseConfigText } from '../../controller/config/parse.js';
+import { connectHostFor, isLoopbackHost } from '../../common/net.js';
 import { allowedHostsFor, DashboardAuth } from '../../controller/dashboard/auth.js';
 import type { FeedStats } from '../../controller/dashboard/feed.js';
 import { SweepFeed } from '../../controller/dashboard/feed.js';
 import type { SweepDelta } from '../../controller/dashboard/views.js';
-import { ColumnSet, downsample, shellLine, sweepSnapshot } from '../../controller/dashboard/views.js';
+import { ColumnSet, downsample, listSweeps, shellLine, sweepSnapshot, trialDetail } from '../../controller/dashboard/views.js';
 import { MemoryEventLog } from '../../controller/sweeps/event-log.js';
 import { SweepService } from '../../controller/sweeps/sweep-service.js';
+import { TRIAL_STATES } from '../../domain/trial-state.js';
 
 const CONFIG = `
 method: random
@@ -74,23 +76,24 @@ describe('shellLine', () => {
   });
 });
 
-describe('SweepFeed', () => {
-  async function setup() {
-    const service = new SweepService({ eventLog: new MemoryEventLog(), log: silentLogger });
-    const sweep = await service.createSweep(CONFIG);
-    const start = async (agentId: string) => {
-      service.registerAgent({ agentId, sweepId: sweep.id, hostname: 'h', pid: 1, slots: 1 });
-      const r = await service.requestTrial(agentId, sweep.id);
-      if (r.kind !== 'trial') throw new Error(r.kind);
-      return r.trial.id;
-    };
-    let seq = 0;
-    const log = (trialId: string, loss: number) => service.onMetrics({ sweepId: sweep.id, trialId, seq: ++seq, points: [{ step: null, t: 0, values: { loss } }] });
-    const end = (trialId: string) =>
-      service.completeTrial({ agentId: service.getTrial(trialId).agentId, trialId, exitCode: 0, signal: '', startError: '', stoppedReason: '', stdoutTail: [], stderrTail: [], lastMetricSeq: 0, argv: [] });
-    return { service, sweep, start, log, end };
-  }
+/** A service with one sweep, and helpers to start, feed and end its trials. */
+async function setup() {
+  const service = new SweepService({ eventLog: new MemoryEventLog(), log: silentLogger });
+  const sweep = await service.createSweep(CONFIG);
+  const start = async (agentId: string) => {
+    service.registerAgent({ agentId, sweepId: sweep.id, hostname: 'h', pid: 1, slots: 1 });
+    const r = await service.requestTrial(agentId, sweep.id);
+    if (r.kind !== 'trial') throw new Error(r.kind);
+    return r.trial.id;
+  };
+  let seq = 0;
+  const log = (trialId: string, loss: number) => service.onMetrics({ sweepId: sweep.id, trialId, seq: ++seq, points: [{ step: null, t: 0, values: { loss } }] });
+  const end = (trialId: string, exitCode = 0) =>
+    service.completeTrial({ agentId: service.getTrial(trialId).agentId, trialId, exitCode, signal: '', startError: '', stoppedReason: '', stdoutTail: [], stderrTail: [], lastMetricSeq: 0, argv: [] });
+  return { service, sweep, start, log, end };
+}
 
+describe('SweepFeed', () => {
   function watch(service: SweepService, sweep: Awaited<ReturnType<typeof setup>>['sweep']) {
     const stats: FeedStats = { deltas: 0, rows: 0, bytes: 0, buildMs: 0 };
     const feed = new SweepFeed(service, sweep, 5, stats, silentLogger);
@@ -114,7 +117,7 @@ describe('SweepFeed', () => {
     let delta = next();
     for (let i = 0; i < 5; i++) log(b, 1 - i / 10);
     let d = await delta;
-    expect(d.trials.map((t) => [t.id, t.points, t.value])).toEqual([[b, 5, 0.6]]);
+    expect(d.trials.map((t) => [t.id, t.points, t.bestValue])).toEqual([[b, 5, 0.6]]);
     expect(d.sweep.bestValue).toBe(0.5);
     expect(d.sweep.bestTrialId).toBe(a);
     expect(d.params).toBeUndefined();
@@ -129,7 +132,7 @@ describe('SweepFeed', () => {
     log(b, 0.1);
     await end(b);
     d = await delta;
-    expect(d.trials.map((t) => [t.id, t.state, t.value])).toEqual([[b, 'finished', 0.1]]);
+    expect(d.trials.map((t) => [t.id, t.state, t.bestValue])).toEqual([[b, 'finished', 0.1]]);
     expect(d.sweep.bestTrialId).toBe(b);
     expect(d.sweep.stateCounts).toEqual({ finished: 2, running: 1 });
 
@@ -158,6 +161,36 @@ describe('SweepFeed', () => {
     const fresh = sweepSnapshot(service, sweep, 0);
     expect([...rows.values()].sort((x, y) => x.number - y.number)).toEqual([...fresh.trials].sort((x, y) => x.number - y.number));
     feed.close();
+  });
+});
+
+describe('the views rank as the API does', () => {
+  it('send the state vocabulary, and never rank a failed trial, in the snapshot, the sweeps list and a trial page', async () => {
+    const { service, sweep, start, log, end } = await setup();
+    const failed = await start('a1');
+    log(failed, 0.01);
+    await end(failed, 1);
+    const good = await start('a2');
+    log(good, 0.5);
+    await end(good);
+    const snapshot = sweepSnapshot(service, sweep, 0);
+    expect(snapshot.trialStates).toEqual(TRIAL_STATES);
+    expect(snapshot.rankableStates).toEqual(['running', 'finished', 'stopped']);
+    expect(snapshot.sweep).toMatchObject({ bestValue: 0.5, bestTrialId: good });
+    expect(Object.keys(snapshot.trials[0])).toEqual([
+      'id', 'number', 'state', 'bestValue', 'lastValue', 'lastStep', 'points', 'createdAt', 'startedAt', 'endedAt', 'agentId', 'gpu', 'gpuUtil', 'gpuMemoryMb', 'reason', 'params',
+    ]);
+    expect(listSweeps(service).find((s) => s.id === sweep.id)).toMatchObject({ bestValue: 0.5, bestTrialId: good });
+    expect(trialDetail(service, service.getTrial(good), 0).trial.rank).toBe(1);
+    expect(trialDetail(service, service.getTrial(failed), 0)).toMatchObject({ trial: { rank: 0, bestValue: 0.01 }, sweep: { bestTrialId: good } });
+  });
+});
+
+describe('loopback hosts (common/net.ts)', () => {
+  it('knows loopback names and addresses, bracketed or not, and where a wildcard bind is reached', () => {
+    for (const host of ['localhost', '127.0.0.1', '127.1.2.3', '::1', '[::1]']) expect(isLoopbackHost(host), host).toBe(true);
+    for (const host of ['0.0.0.0', '::', 'gpu-box', '10.0.0.1', '128.0.0.1']) expect(isLoopbackHost(host), host).toBe(false);
+    expect([connectHostFor('0.0.0.0'), connectHostFor('::'), connectHostFor('10.0.0.1')]).toEqual(['127.0.0.1', '::1', '10.0.0.1']);
   });
 });
 

@@ -11,6 +11,7 @@ import {
   type ParamValue,
 } from '../../domain/values.js';
 import type { LeafParam } from '../../domain/sweep-config.js';
+import { DISTRIBUTIONS, DISTRIBUTION_TRAITS, isDistribution, isLogScale, type DistributionTraits } from '../../domain/distributions.js';
 import { ppf, roundHalfEven, sample } from '../../controller/strategies/distributions.js';
 import { incompleteBeta, ndtri } from '../../controller/strategies/numerics/special.js';
 
@@ -212,5 +213,53 @@ describe('random draws have the right distribution', () => {
     for (const v of ['x', 'y', 'z', 'w']) {
       expect(Math.abs(xs.filter((x) => x === v).length / N - 0.25)).toBeLessThan(0.013);
     }
+  });
+});
+
+describe('distribution traits (domain/distributions.ts)', () => {
+  const having = (trait: (t: DistributionTraits) => unknown) => DISTRIBUTIONS.filter((d) => trait(DISTRIBUTION_TRAITS[d]));
+
+  it('say which distributions have each trait', () => {
+    expect(DISTRIBUTIONS.filter(isLogScale)).toEqual([
+      'log_uniform',
+      'log_uniform_values',
+      'q_log_uniform',
+      'q_log_uniform_values',
+      'inv_log_uniform',
+      'inv_log_uniform_values',
+      'log_normal',
+      'q_log_normal',
+    ]);
+    expect(having((t) => t.gridable)).toEqual(['constant', 'categorical', 'int_uniform', 'q_uniform']);
+    expect(having((t) => t.integer)).toEqual(['int_uniform']);
+    expect(having((t) => t.weighted)).toEqual(['categorical_w_probabilities']);
+    expect(having((t) => t.inverted)).toEqual(['inv_log_uniform', 'inv_log_uniform_values']);
+    expect(having((t) => t.positiveBounds)).toEqual(['log_uniform_values', 'q_log_uniform_values', 'inv_log_uniform_values']);
+    expect(Object.fromEntries(having((t) => t.valuesForm).map((d) => [d, DISTRIBUTION_TRAITS[d].valuesForm]))).toEqual({
+      log_uniform: 'log_uniform_values',
+      q_log_uniform: 'q_log_uniform_values',
+      inv_log_uniform: 'inv_log_uniform_values',
+    });
+    expect(Object.fromEntries(having((t) => t.quantized).map((d) => [d, DISTRIBUTION_TRAITS[d].continuous]))).toEqual({
+      q_uniform: 'uniform',
+      q_log_uniform: 'log_uniform',
+      q_log_uniform_values: 'log_uniform_values',
+      q_normal: 'normal',
+      q_log_normal: 'log_normal',
+      q_beta: 'beta',
+    });
+    expect(having((t) => t.family === 'normal')).toEqual(['normal', 'q_normal', 'log_normal', 'q_log_normal']);
+  });
+
+  it('a q_ form draws what its continuous base draws, rounded', () => {
+    for (const u of [0.1, 0.5, 0.93]) {
+      const drawn = toNumber(ppf({ kind: 'leaf', distribution: 'log_uniform_values', min: 1, max: 1000 }, u) as number | Float);
+      expect(ppf({ kind: 'leaf', distribution: 'q_log_uniform_values', min: 1, max: 1000, q: 5 }, u)).toBe(roundHalfEven(drawn / 5) * 5);
+    }
+  });
+
+  it('isDistribution knows the names and nothing else', () => {
+    expect(isDistribution('q_beta')).toBe(true);
+    for (const v of ['nromal', 'toString', '__proto__', 3, undefined]) expect(isDistribution(v)).toBe(false);
   });
 });

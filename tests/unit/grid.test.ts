@@ -3,13 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { Float, parseTypedJson, stringifyTyped, type ParamValue, type Params } from '../../domain/values.js';
 import { parseConfig } from '../../controller/config/parse.js';
 import type { SweepConfig } from '../../domain/sweep-config.js';
-import {
-  GridConfigError,
-  arange,
-  createGridStrategy,
-  gridKey,
-  validateGridConfig,
-} from '../../controller/strategies/grid.js';
+import { GridConfigError, arange, createGridStrategy, validateGridConfig } from '../../controller/strategies/grid.js';
+import { looseValueKey, wandbValueKey } from '../../domain/params.js';
 import { createStrategy } from '../../controller/strategies/index.js';
 import type { TrialObservation, TrialState } from '../../controller/strategies/types.js';
 
@@ -160,12 +155,21 @@ describe('grid', () => {
   });
 
   it('keys values as W&B hashes them', () => {
-    expect(gridKey(new Float(3))).toBe(gridKey(3));
-    expect(gridKey(new Float(-0))).toBe(gridKey(0));
-    expect(gridKey(true)).not.toBe(gridKey(1));
-    expect(gridKey('1')).not.toBe(gridKey(1));
-    expect(gridKey({ a: 1, b: 2 })).toBe(gridKey({ b: 2, a: 1 }));
-    expect(gridKey([new Float(1)])).not.toBe(gridKey([1]));
+    expect(wandbValueKey(new Float(3))).toBe(wandbValueKey(3));
+    expect(wandbValueKey(new Float(-0))).toBe(wandbValueKey(0));
+    expect(wandbValueKey(true)).not.toBe(wandbValueKey(1));
+    expect(wandbValueKey('1')).not.toBe(wandbValueKey(1));
+    expect(wandbValueKey({ a: 1, b: 2 })).toBe(wandbValueKey({ b: 2, a: 1 }));
+    expect(wandbValueKey([new Float(1)])).not.toBe(wandbValueKey([1]));
+  });
+
+  it('the loose key (tell by parameters) compares numbers by value at any depth, and nothing else loosely', () => {
+    expect(looseValueKey([new Float(1)])).toBe(looseValueKey([1]));
+    expect(looseValueKey({ a: { b: new Float(3) } })).toBe(looseValueKey({ a: { b: 3 } }));
+    expect(looseValueKey({ a: 1, b: 2 })).toBe(looseValueKey({ b: 2, a: 1 }));
+    expect(looseValueKey(true)).not.toBe(looseValueKey(1));
+    expect(looseValueKey('1')).not.toBe(looseValueKey(1));
+    expect(looseValueKey(null)).not.toBe(looseValueKey('null'));
   });
 
   it('expands q_uniform as numpy arange does', () => {

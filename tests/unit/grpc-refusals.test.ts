@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SweeperClient } from '../../common/api-client.js';
-import { NotFoundError, SweeperError, UsageError } from '../../domain/errors.js';
+import { NotFoundError, StoreUnavailableError, SweeperError, UsageError } from '../../domain/errors.js';
 import { MAX_ARGV_ENTRIES, MAX_ARGV_ENTRY_CHARS } from '../../common/limits.js';
 import { createLogger } from '../../common/log.js';
 import { ConfigError } from '../../controller/config/errors.js';
@@ -20,6 +20,7 @@ import {
   type GrpcServerHandle,
 } from '../../controller/grpc-server.js';
 import { IllegalStateError } from '../../domain/errors.js';
+import { ID_RULE, MAX_ID_CHARS } from '../../domain/ids.js';
 import type { SweepService } from '../../controller/sweeps/sweep-service.js';
 
 const log = createLogger('test', () => {});
@@ -50,12 +51,15 @@ describe('toStatus', () => {
       details: 'sweep is finished',
     });
     expect(status(new UsageError('bad flag'))).toEqual({ code: grpc.status.INVALID_ARGUMENT, reason: 'invalid_argument', details: 'bad flag' });
-    expect(status(new SweeperError('bad thing'))).toEqual({ code: grpc.status.INVALID_ARGUMENT, reason: 'invalid_argument', details: 'bad thing' });
-    expect(status(new Error('TIMEOUT'))).toEqual({
+    // By class only: an error of ours that is not bad input is the controller's fault, and so is
+    // a foreign error whatever its text says; only the event log's StoreUnavailableError is transient.
+    expect(status(new SweeperError('bad thing'))).toEqual({ code: grpc.status.INTERNAL, reason: 'internal', details: 'bad thing' });
+    expect(status(new StoreUnavailableError(new Error('TIMEOUT')))).toEqual({
       code: grpc.status.UNAVAILABLE,
       reason: 'unavailable',
       details: 'controller store unavailable: TIMEOUT',
     });
+    expect(status(new Error('TIMEOUT'))).toEqual({ code: grpc.status.INTERNAL, reason: 'internal', details: 'TIMEOUT' });
     expect(status(new TypeError('x is undefined'))).toEqual({ code: grpc.status.INTERNAL, reason: 'internal', details: 'x is undefined' });
     expect(status('a string')).toEqual({ code: grpc.status.INTERNAL, reason: 'internal', details: 'a string' });
   });
@@ -82,6 +86,14 @@ describe('checkRequest argv limits (common/limits.ts)', () => {
   });
 });
 
+describe('checkRequest ids (domain/ids.ts)', () => {
+  it('takes the ids the service takes, and no longer ones', () => {
+    expect(checkRequest('GetSweep', { sweepId: 'a'.repeat(MAX_ID_CHARS) })).toBeUndefined();
+    expect(checkRequest('GetSweep', { sweepId: 'a'.repeat(MAX_ID_CHARS + 1) })).toBe(`sweepId must be ${ID_RULE}`);
+    expect(checkRequest('RegisterAgent', { sweepId: 's1', agentId: 'gpu box' })).toBe(`agentId must be ${ID_RULE}`);
+  });
+});
+
 describe('refusals counted by reason in GetStats', () => {
   let server: GrpcServerHandle;
   let client: SweeperClient;
@@ -101,7 +113,7 @@ describe('refusals counted by reason in GetStats', () => {
         config: new ConfigError([{ path: 'method', message: 'required' }]),
         state: new IllegalStateError('sweep is finished'),
         usage: new UsageError('bad'),
-        store: new Error('TIMEOUT waiting for JetStream'),
+        store: new StoreUnavailableError(new Error('TIMEOUT waiting for JetStream')),
       };
       throw errors[text] ?? new Error('boom');
     },

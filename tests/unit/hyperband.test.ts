@@ -9,19 +9,18 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { isNumeric, parseTypedJson, toNumber } from '../../domain/values.js';
+import { Float, isNumeric, parseTypedJson, toNumber } from '../../domain/values.js';
+import { ConfigError, parseConfig } from '../../controller/config/index.js';
 import {
   HyperbandRule,
   createStopMonitor,
   createStoppingRule,
   hyperbandBands,
-  stopDecisions,
-  stopRuns,
-  type RunForStopping,
   type StopDecision,
   type StoppingConfig,
 } from '../../controller/stopping/index.js';
-import type { TrialState } from '../../controller/strategies/types.js';
+import { stopDecisions, stopRuns, type RunForStopping } from '../../controller/optimizer/stop-runs.js';
+import type { TrialState } from '../../domain/trial-state.js';
 
 interface Case {
   name: string;
@@ -202,6 +201,72 @@ describe('thresholds and decisions', () => {
     expect(feed(rule, 'c', [9, 8, 7, 8, 1, 1, 1, 1, 1, 1])).toEqual([
       expect.objectContaining({ trialId: 'c', at: 4, value: 8, threshold: 8 - 2 }),
     ]);
+  });
+});
+
+describe('stopRuns validates a raw config as the config parser does', () => {
+  // a and b finished; c at bracket 2 is worse than the threshold (element 1 of [2, 3, 6]).
+  const runs: RunForStopping[] = [
+    { id: 'a', state: 'finished', history: [5, 3, 3] },
+    { id: 'b', state: 'finished', history: [5, 2, 2] },
+    { id: 'c', state: 'running', history: [1, 6] },
+  ];
+  const issuesOf = (config: unknown): unknown => {
+    try {
+      stopRuns(config as StoppingConfig, runs);
+    } catch (e) {
+      if (e instanceof ConfigError) return e.issues;
+      throw e;
+    }
+    return 'accepted';
+  };
+
+  it('refuses a non-integer min_iter (2.5 would run bands 2, 7, 22, 67), as W&B does', () => {
+    expect(() => hyperbandBands({ type: 'hyperband', min_iter: 2.5 })).toThrow('early_terminate.min_iter: expected a positive integer, got 2.5');
+    expect(() => stopRuns(minimize({ min_iter: 2.5, eta: 3 }), runs)).toThrow(ConfigError);
+    expect(issuesOf(minimize({ min_iter: 2.5, eta: 3 }))).toEqual([{ path: 'early_terminate.min_iter', message: 'expected a positive integer, got 2.5' }]);
+    expect(() => stopDecisions(minimize({ min_iter: 2.5 }), runs)).toThrow('early_terminate.min_iter: expected a positive integer, got 2.5');
+  });
+
+  it('accepts an integral float where an integer goes, as the parser and W&B do', () => {
+    expect(stopRuns(minimize({ min_iter: new Float(2), eta: 2 }), runs)).toEqual(['c']);
+    expect(stopRuns(minimize({ min_iter: 2, eta: 2 }), runs)).toEqual(['c']);
+  });
+
+  it('reports every problem of metric and early_terminate at once, in the words of the parser', () => {
+    expect(issuesOf({ metric: { name: '' }, early_terminate: { type: 'hyperband', min_iter: 0, eta: 1, strict: 'yes' } })).toEqual([
+      { path: 'metric.name', message: 'expected a metric name, got ""' },
+      { path: 'early_terminate.min_iter', message: 'expected a positive integer, got 0' },
+      { path: 'early_terminate.eta', message: 'expected a number greater than 1, got 1' },
+      { path: 'early_terminate.strict', message: 'expected true or false, got "yes"' },
+    ]);
+    expect(issuesOf({ early_terminate: { type: 'hyperband', min_iter: 3 } })).toEqual([
+      { path: 'metric', message: 'required when early_terminate is set (stopping compares runs on it)' },
+    ]);
+    expect(issuesOf({ metric: 'loss', early_terminate: { type: 'hyperband', min_iter: 3 } })).toEqual([
+      { path: 'metric', message: 'expected a mapping with \'name\' and \'goal\', got "loss"' },
+    ]);
+    expect(issuesOf(minimize({ eta: '3', min_iter: 3 }))).toEqual([{ path: 'early_terminate.eta', message: 'expected a number greater than 1, got "3"' }]);
+    expect(issuesOf(minimize({ max_iter: 2, s: 3 }))).toEqual([
+      { path: 'early_terminate.max_iter', message: 'gives no hyperband bands: max_iter / eta = 0.667 is below 1; increase max_iter or decrease eta' },
+    ]);
+    expect(issuesOf({ metric: { name: 'loss' }, early_terminate: { type: 'hyperbnd', min_iter: 3 } })).toEqual([
+      { path: 'early_terminate.type', message: "unknown early_terminate type 'hyperbnd' (did you mean 'hyperband'?)" },
+    ]);
+  });
+
+  it('reads what W&B\'s stop_runs tolerates as it does: unknown keys dropped, any goal but maximize minimizes', () => {
+    const lenient = { metric: { name: 'loss', goal: 'minimise', target: 'x' }, early_terminate: { type: 'hyperband', min_iter: 2, eta: 2, extra_key: 1 } };
+    expect(stopRuns(lenient as unknown as StoppingConfig, runs)).toEqual(['c']);
+  });
+
+  it('uses a parsed config as it is, and answers alike', () => {
+    const { config } = parseConfig({ method: 'random', metric: { name: 'loss' }, early_terminate: { type: 'hyperband', min_iter: 2, eta: 2 }, parameters: { x: { values: [1] } } });
+    expect(stopRuns(config, runs)).toEqual(['c']);
+  });
+
+  it('stops nothing without early_terminate', () => {
+    expect(stopRuns({ metric: { name: 'loss' } }, runs)).toEqual([]);
   });
 });
 

@@ -4,8 +4,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../controller/config/index.js';
-import { MedianRule, stopDecisions, type StopDecision, type StoppingConfig } from '../../controller/stopping/index.js';
-import type { TrialState } from '../../controller/strategies/types.js';
+import { MedianRule, type StopDecision, type StoppingConfig } from '../../controller/stopping/index.js';
+import { stopDecisions } from '../../controller/optimizer/stop-runs.js';
+import type { TrialState } from '../../domain/trial-state.js';
 
 const config = (early: Record<string, unknown>, goal: 'minimize' | 'maximize' = 'minimize'): StoppingConfig => ({
   metric: { name: 'loss', goal },
@@ -121,5 +122,19 @@ describe('config', () => {
       { path: 'early_terminate.min_trials', message: 'expected an integer >= 0, got 1.5' },
       { path: 'early_terminate.warmup', message: 'unknown key (expected one of: type, warmup_steps, min_trials)' },
     ]);
+  });
+
+  it('stopDecisions checks a raw config as the parser does', () => {
+    const runs = [{ id: 'a', state: 'running' as const, history: [1, 2, 3] }];
+    try {
+      stopDecisions(config({ warmup_steps: -1, min_trials: 1.5 }), runs);
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      expect((e as ConfigError).issues).toEqual([
+        { path: 'early_terminate.warmup_steps', message: 'expected an integer >= 0, got -1' },
+        { path: 'early_terminate.min_trials', message: 'expected an integer >= 0, got 1.5' },
+      ]);
+    }
   });
 });

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { ApiSweepDetail, ApiTrial } from '../../common/api-types.js';
 import { Float, type ParamValue } from '../../domain/values.js';
-import { bestSoFar, flattenParams, formatDuration, formatParam, formatValue, renderLeaderboard, renderSummary, sparkline } from '../../cli/table.js';
+import { Objective } from '../../domain/objective.js';
+import { bestSoFar, formatDuration, formatParam, formatValue, objectiveOfSweep, renderLeaderboard, renderSummary, sparkline } from '../../cli/table.js';
 
 const NOW = 1_700_000_100_000;
 const T0 = 1_700_000_000_000;
@@ -43,6 +44,8 @@ function trial(number: number, t: Partial<ApiTrial> & { params: string }): ApiTr
     signal: '',
     reason: '',
     rank: 0,
+    missingPoints: 0,
+    droppedPoints: 0,
     ...rest,
   };
 }
@@ -100,8 +103,9 @@ const TRIALS: ApiTrial[] = [
     params: '{"lr":0.0003,"optimizer":{"name":"adam","beta1":0.9},"epochs":6,"batch_size":64,"scheduler":"cosine","dropout":0.3}',
   }),
   trial(6, {
-    state: 'pending',
+    state: 'crashed',
     startedAt: 0,
+    reason: 'agent gpu1-1 sent no heartbeat for 31s',
     params: '{"lr":0.003,"optimizer":{"name":"sgd","beta1":0.99},"epochs":6,"batch_size":64,"scheduler":"cosine","dropout":0.2}',
   }),
 ];
@@ -118,7 +122,7 @@ const DETAIL: ApiSweepDetail = {
     metricGoal: 'minimize',
     trialLimit: 12,
     trialCount: 6,
-    stateCounts: { finished: 2, failed: 1, stopped: 1, running: 1, pending: 1, crashed: 0 },
+    stateCounts: { finished: 2, failed: 1, stopped: 1, running: 1, crashed: 1 },
     bestValue: 0.012345,
     bestTrialId: 'k3x9q-3',
     createdAt: T0,
@@ -193,29 +197,26 @@ describe('formatDuration', () => {
   });
 });
 
-describe('flattenParams', () => {
-  it('names nested parameters with dots, in order', () => {
-    expect(flattenParams({ lr: 0.1, optimizer: { name: 'adam', betas: { b1: 0.9 } }, empty: {}, list: [1, 2] })).toEqual([
-      ['lr', 0.1],
-      ['optimizer.name', 'adam'],
-      ['optimizer.betas.b1', 0.9],
-      ['empty', {}],
-      ['list', [1, 2]],
-    ]);
+describe('objectiveOfSweep', () => {
+  it('reads the goal off the wire: empty is minimize, no metric is no objective', () => {
+    expect(objectiveOfSweep({ metricName: 'acc', metricGoal: 'maximize' })).toEqual(new Objective('acc', 'maximize'));
+    expect(objectiveOfSweep({ metricName: 'loss', metricGoal: '' })).toEqual(new Objective('loss', 'minimize'));
+    expect(objectiveOfSweep({ metricName: '', metricGoal: '' })).toBeNull();
   });
 });
 
 describe('renderLeaderboard', () => {
   // States carry a mark as well as a colour, so stopped and failed trials stand out without
   // colour too; the best-so-far line follows trials 1..6 in creation order (2 and 6 have no value).
+  // States are counted in TRIAL_STATES order, the dashboard's too.
   it('fits 80 columns: fixed columns kept, trailing params dropped and named', () => {
     expect(board(DETAIL, 80)).toBe(
       lines(
         'sweep k3x9q "quadratic" · random · running · 2 agents',
         'metric val_loss (minimize) · best 0.01235 (trial 3)',
         'best so far ██▁▁▁▁  0.5 → 0.01235',
-        '6/12 trials [███▒▒░░░░░]',
-        'running 1 · pending 1 · finished 2 · failed 1 · stopped 1',
+        '6/12 trials [████▒░░░░░]',
+        'running 1 · finished 2 · stopped 1 · failed 1 · crashed 1',
         '',
         '#  trial  state            best       last  step  runtime       lr  …imizer.name',
         '1      3  ✓ finished    0.01235    0.01301     5    1m03s  0.01235  adam',
@@ -223,7 +224,7 @@ describe('renderLeaderboard', () => {
         '3      5  ● running         0.2       0.25     2     3.5s      0.1  adam',
         '4      4  ■ stopped   1.235e+04  1.235e+04     0    2h00m      1.0  sgd',
         '       2  ✗ failed            -          -     -     1.2s   0.0003  adam',
-        '       6  ○ pending           -          -     -        -    0.003  sgd',
+        '       6  ✗ crashed           -          -     -        -    0.003  sgd',
         '+5 params: optimizer.beta1, batch_size, scheduler, dropout, epochs',
       ),
     );
@@ -235,7 +236,7 @@ describe('renderLeaderboard', () => {
         'sweep k3x9q "quadratic" · random · running · 2 agents',
         'metric val_loss (minimize) · best 0.01235 (trial 3)',
         'best so far ██▁▁▁▁  0.5 → 0.01235',
-        '6/12 trials [███▒▒░░░░░] · running 1 · pending 1 · finished 2 · failed 1 · stopped 1',
+        '6/12 trials [████▒░░░░░] · running 1 · finished 2 · stopped 1 · failed 1 · crashed 1',
         '',
         '#    trial  state            best       last  step  runtime       lr  optimizer.name  optimizer.beta1  batch_size  scheduler                 dropout  epochs',
         '1  k3x9q-3  ✓ finished    0.01235    0.01301     5    1m03s  0.01235  adam                        0.9          64  cosine                        0.1       6',
@@ -243,7 +244,7 @@ describe('renderLeaderboard', () => {
         '3  k3x9q-5  ● running         0.2       0.25     2     3.5s      0.1  adam                       0.95          64  cosine                        0.0       6',
         '4  k3x9q-4  ■ stopped   1.235e+04  1.235e+04     0    2h00m      1.0  sgd                         0.8         128  cosine                        0.5       6',
         '   k3x9q-2  ✗ failed            -          -     -     1.2s   0.0003  adam                        0.9          64  cosine                        0.3       6',
-        '   k3x9q-6  ○ pending           -          -     -        -    0.003  sgd                        0.99          64  cosine                        0.2       6',
+        '   k3x9q-6  ✗ crashed           -          -     -        -    0.003  sgd                        0.99          64  cosine                        0.2       6',
       ),
     );
   });
@@ -254,8 +255,8 @@ describe('renderLeaderboard', () => {
         'sweep k3x9q "quadratic" · random · running · 2 agents',
         'metric val_loss (minimize) · best 0.01235 (trial 3)',
         'best so far ██▁▁▁▁  0.5 → 0.01235',
-        '6/12 trials [███▒▒░░░░░]',
-        'running 1 · pending 1 · finished 2 · failed 1 · stopped 1',
+        '6/12 trials [████▒░░░░░]',
+        'running 1 · finished 2 · stopped 1 · failed 1 · crashed 1',
         '',
         '#  trial  state          best     last  step  runtime       lr  optimizer.name',
         '1      3  ✓ finished  0.01235  0.01301     5    1m03s  0.01235  adam',
@@ -335,8 +336,8 @@ describe('best so far', () => {
 
   it('follows creation order, keeping the best per the goal', () => {
     const trials = [t(3, 0.2), t(1), t(2, 0.5), t(4, 0.7), t(5, 0.1)];
-    expect(bestSoFar(trials, 'minimize')).toEqual([undefined, 0.5, 0.2, 0.2, 0.1]);
-    expect(bestSoFar(trials, 'maximize')).toEqual([undefined, 0.5, 0.5, 0.7, 0.7]);
+    expect(bestSoFar(trials, new Objective('loss', 'minimize'))).toEqual([undefined, 0.5, 0.2, 0.2, 0.1]);
+    expect(bestSoFar(trials, new Objective('acc', 'maximize'))).toEqual([undefined, 0.5, 0.5, 0.7, 0.7]);
   });
 
   it('draws at most the cells asked, blank before the first value, each cell the value at its end', () => {
@@ -369,9 +370,9 @@ describe('renderSummary', () => {
         '                         batch_size=128  scheduler=cosine  dropout=0.5  epochs=6',
         'not finished:',
         '  1 running (trial 5): still running when the run ended',
-        '  1 pending (trial 6): still pending when the run ended',
-        '  1 failed (trial 2): exit code 1: ValueError: lr must be positive',
         '  1 stopped (trial 4): stopped by user',
+        '  1 failed (trial 2): exit code 1: ValueError: lr must be positive',
+        '  1 crashed (trial 6): agent gpu1-1 sent no heartbeat for 31s',
       ),
     );
   });
@@ -420,8 +421,8 @@ describe('GPU column', () => {
         finishedAt: 0, finishReason: '', activeAgents: 1,
       },
       trials: [
-        { id: 'g1-1', sweepId: 'g1', number: 1, state: 'running', paramsJson: '{}', agentId: 'a', createdAt: 0, startedAt: 0, endedAt: 0, lastStep: 0, points: 0, signal: '', reason: '', rank: 0, gpu: '0', gpuUtil: 87.4, gpuMemoryMb: 1000 },
-        { id: 'g1-2', sweepId: 'g1', number: 2, state: 'running', paramsJson: '{}', agentId: 'a', createdAt: 0, startedAt: 0, endedAt: 0, lastStep: 0, points: 0, signal: '', reason: '', rank: 0, gpu: '1' },
+        { id: 'g1-1', sweepId: 'g1', number: 1, state: 'running', paramsJson: '{}', agentId: 'a', createdAt: 0, startedAt: 0, endedAt: 0, lastStep: 0, points: 0, signal: '', reason: '', rank: 0, gpu: '0', gpuUtil: 87.4, gpuMemoryMb: 1000, missingPoints: 0, droppedPoints: 0 },
+        { id: 'g1-2', sweepId: 'g1', number: 2, state: 'running', paramsJson: '{}', agentId: 'a', createdAt: 0, startedAt: 0, endedAt: 0, lastStep: 0, points: 0, signal: '', reason: '', rank: 0, gpu: '1', missingPoints: 0, droppedPoints: 0 },
       ],
     };
     const text = renderLeaderboard(base, { width: 120, color: false, now: 1000 });

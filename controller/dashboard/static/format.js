@@ -51,7 +51,6 @@ export function formatTime(/** @type {number} */ ms, /** @type {boolean} */ seco
 /** A glyph per state, so states read without colour too (as in `sweeper watch`). */
 export const STATE_GLYPH = /** @type {Record<string, string>} */ ({
   running: '●',
-  pending: '○',
   finished: '✓',
   failed: '✗',
   crashed: '✗',

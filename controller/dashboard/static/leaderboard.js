@@ -9,8 +9,8 @@ import { formatCell, formatDuration, formatValue, STATE_GLYPH } from './format.j
 
 /**
  * @typedef {import('./parcoords.js').Column} Column
- * @typedef {{ id: string, number: number, state: string, value: number | null, last: number | null, step: number, points: number,
- *   createdAt: number, startedAt: number, endedAt: number, agent: string, gpu: string, gpuUtil: number | null, gpuMemoryMb: number | null,
+ * @typedef {{ id: string, number: number, state: string, bestValue: number | null, lastValue: number | null, lastStep: number, points: number,
+ *   createdAt: number, startedAt: number, endedAt: number, agentId: string, gpu: string, gpuUtil: number | null, gpuMemoryMb: number | null,
  *   reason: string, params: Array<number | string | null> }} Row
  * @typedef {{ key: string, label: string, width: number, align?: 'right', title?: string,
  *   cell: (r: Row) => Node | string, sort: (r: Row) => number | string | null }} ColumnDef
@@ -18,7 +18,6 @@ import { formatCell, formatDuration, formatValue, STATE_GLYPH } from './format.j
 
 const ROW_PX = 30;
 const OVERSCAN = 8;
-const STATE_ORDER = ['running', 'pending', 'finished', 'stopped', 'failed', 'crashed'];
 
 /** The GPU index, its utilisation and memory on hover. @param {Row} r */
 function gpuCell(r) {
@@ -48,6 +47,8 @@ export class Leaderboard {
     this.rows = [];
     /** @type {Map<string, number>} */
     this.ranks = new Map();
+    /** Trial states in display order, as the controller sends them (its TRIAL_STATES). @type {string[]} */
+    this.stateOrder = [];
     /** @type {Set<string>} */
     this.selected = new Set();
     this.sortKey = 'rank';
@@ -81,7 +82,7 @@ export class Leaderboard {
         label: 'state',
         width: 104,
         cell: (r) => h('span', { class: `badge state-${r.state}`, title: r.reason || r.state, text: `${STATE_GLYPH[r.state] ?? ''} ${r.state}` }),
-        sort: (r) => STATE_ORDER.indexOf(r.state),
+        sort: (r) => this.stateRank(r.state),
       },
       {
         key: 'value',
@@ -89,10 +90,10 @@ export class Leaderboard {
         title: metric ? `best ${metric.name} so far (${metric.goal})` : 'no metric configured',
         width: 96,
         align: 'right',
-        cell: (r) => (r.value === null ? '–' : formatValue(r.value)),
-        sort: (r) => r.value,
+        cell: (r) => (r.bestValue === null ? '–' : formatValue(r.bestValue)),
+        sort: (r) => r.bestValue,
       },
-      { key: 'step', label: 'step', width: 60, align: 'right', cell: (r) => (r.points > 0 ? String(r.step) : '–'), sort: (r) => (r.points > 0 ? r.step : null) },
+      { key: 'step', label: 'step', width: 60, align: 'right', cell: (r) => (r.points > 0 ? String(r.lastStep) : '–'), sort: (r) => (r.points > 0 ? r.lastStep : null) },
       ...params.map((c, i) => /** @type {ColumnDef} */ ({
         key: `p${i}`,
         label: c.name,
@@ -103,7 +104,7 @@ export class Leaderboard {
         sort: (r) => r.params[i] ?? null,
       })),
       { key: 'runtime', label: 'runtime', width: 76, align: 'right', cell: (r) => (r.startedAt ? formatDuration(this.runtime(r)) : '–'), sort: (r) => this.runtime(r) },
-      { key: 'agent', label: 'agent', width: 140, cell: (r) => r.agent, sort: (r) => r.agent },
+      { key: 'agent', label: 'agent', width: 140, cell: (r) => r.agentId, sort: (r) => r.agentId },
       { key: 'gpu', label: 'GPU', width: 56, title: 'the GPU the trial runs on', cell: gpuCell, sort: (r) => (r.gpu === '' ? null : Number(r.gpu)) },
     ];
     this.columns = cols;
@@ -119,6 +120,17 @@ export class Leaderboard {
     this.table.style.width = `${cols.reduce((w, c) => w + c.width, 0)}px`;
     this.renderHead();
     this.renderSoon();
+  }
+
+  /** @param {string[]} order trial states in display order */
+  setStateOrder(order) {
+    this.stateOrder = order;
+  }
+
+  /** Where a state sorts; one the page was not told of goes last. @param {string} state */
+  stateRank(state) {
+    const i = this.stateOrder.indexOf(state);
+    return i < 0 ? this.stateOrder.length : i;
   }
 
   /** @param {Row} r */

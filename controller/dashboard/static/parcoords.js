@@ -14,7 +14,7 @@ import { stats } from './stats.js';
 
 /**
  * @typedef {{ name: string, kind: 'numeric' | 'categorical', scale: 'linear' | 'log', constant: boolean, categories?: string[] }} Column
- * @typedef {{ id: string, number: number, value: number | null, params: Array<number | string | null> }} Row
+ * @typedef {{ id: string, number: number, bestValue: number | null, params: Array<number | string | null> }} Row
  * @typedef {{ key: string, label: string, column: number, kind: 'numeric' | 'categorical', log: boolean, integer: boolean, min: number, max: number, categories: string[] }} Axis
  * @typedef {{ kind: 'range', from: number, to: number } | { kind: 'set', values: Set<string> }} Brush
  */
@@ -71,7 +71,7 @@ export class ParallelCoordinates {
    * @param {{ name: string, goal: string } | null} metric
    */
   setData(columns, rows, metric) {
-    const plotted = rows.filter((r) => r.value !== null && Number.isFinite(r.value));
+    const plotted = rows.filter((r) => r.bestValue !== null && Number.isFinite(r.bestValue));
     /** @type {Axis[]} */
     const axes = [];
     columns.forEach((c, i) => {
@@ -82,7 +82,7 @@ export class ParallelCoordinates {
     });
     if (metric) {
       const metricColumn = /** @type {Column} */ ({ name: metric.name, kind: 'numeric', scale: 'linear', constant: false });
-      axes.push(makeAxis(`m:${metric.name}`, metric.name, -1, metricColumn, plotted.map((r) => /** @type {number} */ (r.value))));
+      axes.push(makeAxis(`m:${metric.name}`, metric.name, -1, metricColumn, plotted.map((r) => /** @type {number} */ (r.bestValue))));
     }
     this.axes = axes;
     this.rows = plotted;
@@ -90,14 +90,14 @@ export class ParallelCoordinates {
     this.pos = new Float32Array(plotted.length * d);
     plotted.forEach((r, j) => {
       axes.forEach((a, k) => {
-        this.pos[j * d + k] = position(a, a.column < 0 ? r.value : r.params[a.column]);
+        this.pos[j * d + k] = position(a, a.column < 0 ? r.bestValue : r.params[a.column]);
       });
     });
     // Colour by rank, not by value: a few diverged trials must not wash the rest into one colour.
     const max = metric?.goal === 'maximize';
     const order = plotted.map((_, j) => j).sort((a, b) => {
-      const va = /** @type {number} */ (plotted[a].value);
-      const vb = /** @type {number} */ (plotted[b].value);
+      const va = /** @type {number} */ (plotted[a].bestValue);
+      const vb = /** @type {number} */ (plotted[b].bestValue);
       return max ? va - vb : vb - va;
     });
     this.bucket = new Uint8Array(plotted.length);
@@ -130,7 +130,7 @@ export class ParallelCoordinates {
     for (const [key, b] of this.brushes) {
       const axis = this.axes.find((a) => a.key === key);
       if (!axis) continue;
-      const v = axis.column < 0 ? row.value : row.params[axis.column];
+      const v = axis.column < 0 ? row.bestValue : row.params[axis.column];
       if (v === null || v === undefined) return false;
       if (b.kind === 'range') {
         if (typeof v !== 'number' || v < b.from || v > b.to) return false;

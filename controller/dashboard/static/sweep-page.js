@@ -22,7 +22,7 @@ import { progress, setCrumbs } from './sweeps-page.js';
  * @typedef {{ id: string, name: string, method: string, state: string, metric: { name: string, goal: string } | null, seed: number,
  *   trialCount: number, trialLimit: number, stateCounts: Record<string, number>, bestValue: number | null, bestTrialId: string,
  *   createdAt: number, finishedAt: number, finishReason: string, activeAgents: number, settled: boolean }} Sweep
- * @typedef {{ now: number, sweep: Sweep, params: Column[], trials: Row[] }} Snapshot
+ * @typedef {{ now: number, sweep: Sweep, params: Column[], trials: Row[], trialStates: string[], rankableStates: string[] }} Snapshot
  * @typedef {{ now: number, sweep: Sweep, params?: Column[], trials: Row[] }} Delta
  */
 
@@ -84,6 +84,8 @@ export async function sweepPage(main, sweepId) {
   const rows = new Map();
   /** @type {Map<string, number>} */
   let ranks = new Map();
+  /** States whose trials may rank, as the controller says (failed and crashed trials never do). @type {Set<string>} */
+  let rankable = new Set();
   /** Trials with a value, best first. @type {Row[]} */
   let ranked = [];
   /** @type {Set<string>} */
@@ -155,11 +157,11 @@ export async function sweepPage(main, sweepId) {
     replace(live, sweep.settled ? h('span', { class: 'muted', text: 'sweep over' }) : h('span', { class: 'live-dot', text: 'live' }));
   }
 
-  /** Ranks by value per the goal, as the CLI and the API rank. */
+  /** Ranks by value per the goal, ties by number, as the CLI and the API rank (trial-view.ts rankTrials). */
   function computeRanks() {
     const max = sweep.metric?.goal === 'maximize';
-    const value = (/** @type {Row} */ r) => /** @type {number} */ (r.value);
-    ranked = [...rows.values()].filter((r) => r.value !== null);
+    const value = (/** @type {Row} */ r) => /** @type {number} */ (r.bestValue);
+    ranked = [...rows.values()].filter((r) => r.bestValue !== null && rankable.has(r.state));
     ranked.sort((a, b) => (max ? value(b) - value(a) : value(a) - value(b)) || a.number - b.number);
     ranks = new Map(ranked.map((r, i) => [r.id, i + 1]));
   }
@@ -245,7 +247,7 @@ export async function sweepPage(main, sweepId) {
     // Curves follow their trials; importance follows the trials that ended.
     const shown = new Set(shownCurves.split(','));
     if (changed.some((r) => shown.has(r.id)) || curveTrials().join(',') !== shownCurves) refreshCurves();
-    const active = (sweep.stateCounts.running ?? 0) + (sweep.stateCounts.pending ?? 0);
+    const active = sweep.stateCounts.running ?? 0;
     const key = `${sweep.trialCount - active}/${sweep.trialCount}`;
     if (key !== importanceKey) {
       importanceKey = key;
@@ -259,6 +261,8 @@ export async function sweepPage(main, sweepId) {
     sweep = s.sweep;
     clockOffset = s.now - Date.now();
     columns = s.params;
+    rankable = new Set(s.rankableStates);
+    board.setStateOrder(s.trialStates);
     rows.clear();
     for (const r of s.trials) rows.set(r.id, r);
     document.getElementById('curves-title')?.replaceChildren(sweep.metric ? `${sweep.metric.name} by step` : 'Curves');

@@ -74,8 +74,9 @@ export function progress(/** @type {{ trialCount: number, trialLimit: number, st
   const count = (/** @type {string[]} */ states) => states.reduce((n, st) => n + (s.stateCounts[st] ?? 0), 0);
   // Without run_cap (or a grid) there is no end to measure against: just the count.
   if (!(s.trialLimit > 0)) return h('span', { class: 'progress num', text: `${s.trialCount} trial${s.trialCount === 1 ? '' : 's'}` });
-  const ended = count(['finished', 'failed', 'crashed', 'stopped']);
-  const active = count(['running', 'pending']);
+  // A trial is running or has ended: there is no other state.
+  const active = count(['running']);
+  const ended = s.trialCount - active;
   const total = s.trialLimit;
   const pct = (/** @type {number} */ n) => `${Math.min(100, (n / total) * 100).toFixed(1)}%`;
   const done = h('span', { class: 'bar-done' });

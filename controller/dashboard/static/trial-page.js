@@ -56,7 +56,7 @@ export async function trialPage(main, sweepId, trialId) {
   const render = () => {
     const t = d.trial;
     const runtime = t.startedAt ? formatDuration((t.endedAt || d.now) - t.startedAt) : '–';
-    const ended = t.state !== 'running' && t.state !== 'pending';
+    const ended = t.state !== 'running';
     replace(
       head,
       h('h1', null, `Trial #${t.number} `, stateBadge(t.state, STATE_GLYPH), h('span', { class: 'muted mono', text: ` ${t.id}` })),
@@ -64,14 +64,14 @@ export async function trialPage(main, sweepId, trialId) {
       h(
         'dl',
         { class: 'facts' },
-        fact(d.sweep.metric ? `best ${d.sweep.metric.name}` : 'value', t.value === null ? '–' : formatValue(t.value)),
+        fact(d.sweep.metric ? `best ${d.sweep.metric.name}` : 'value', t.bestValue === null ? '–' : formatValue(t.bestValue)),
         fact('rank', t.rank > 0 ? `${t.rank} of ${d.sweep.trialCount}` : '–'),
-        fact('last', t.last === null ? '–' : formatValue(t.last)),
-        fact('step', t.points > 0 ? String(t.step) : '–'),
+        fact('last', t.lastValue === null ? '–' : formatValue(t.lastValue)),
+        fact('step', t.points > 0 ? String(t.lastStep) : '–'),
         fact('runtime', runtime),
         fact('started', formatTime(t.startedAt, true)),
         fact('ended', ended ? formatTime(t.endedAt, true) : '–'),
-        fact('agent', t.agent),
+        fact('agent', t.agentId),
         t.gpu ? fact('GPU', `${t.gpu}${t.gpuUtil !== null ? ` · ${Math.round(t.gpuUtil)}%` : ''}${t.gpuMemoryMb !== null ? ` · ${Math.round(t.gpuMemoryMb)} MB` : ''}`) : null,
         fact('exit', t.signal ? `signal ${t.signal}` : t.exitCode === null ? '–' : `code ${t.exitCode}`),
       ),
@@ -147,12 +147,12 @@ export async function trialPage(main, sweepId, trialId) {
     try {
       d = await getJson(url);
       render();
-      if (d.trial.state !== 'running' && d.trial.state !== 'pending') clearInterval(timer);
+      if (d.trial.state !== 'running') clearInterval(timer);
     } catch {
       // The controller may be restarting: try again on the next tick.
     }
   }, REFRESH_MS);
-  if (d.trial.state !== 'running' && d.trial.state !== 'pending') clearInterval(timer);
+  if (d.trial.state !== 'running') clearInterval(timer);
 }
 
 /** @param {string} label @param {Node | string} value */

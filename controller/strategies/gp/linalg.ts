@@ -7,9 +7,10 @@
  * that extends it. The posterior relies on that to put running trials after the observations.
  * Inner loops are dot products over contiguous rows, which is what V8 runs fastest.
  */
+import { SweeperError } from '../../../domain/errors.js';
 
 /** The matrix is not positive definite, even after the largest jitter. */
-export class NotPositiveDefiniteError extends Error {
+export class NotPositiveDefiniteError extends SweeperError {
   constructor(readonly row: number) {
     super(`matrix is not positive definite (row ${row})`);
     this.name = 'NotPositiveDefiniteError';
