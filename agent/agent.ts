@@ -593,15 +593,15 @@ export class Agent {
           this.log.warn('ignored a malformed control message');
           return;
         }
-        this.obeyStopOrder(parsed.data.trialId, parsed.data.reason, parsed.data.graceMs);
+        this.obeyStopOrder(parsed.data.trialId, parsed.data.reason, parsed.data.graceMs, parsed.data.kind);
       },
     });
   }
 
   /** A stop order of the controller (control message or heartbeat answer): `graceMs` 0 kills at once; -1 or undefined uses this agent's grace period. */
-  private obeyStopOrder(trialId: string, text: string, graceMs?: number): void {
+  private obeyStopOrder(trialId: string, text: string, graceMs?: number, kind?: string): void {
     if (!this.running.has(trialId)) return;
-    const reason = orderedStop(text);
+    const reason = orderedStop(text, kind);
     const grace = graceMs === undefined || graceMs < 0 ? this.config.graceMs : graceMs;
     this.log.info("stopping trial on the controller's order", { trial: trialId, reason: text, kind: reason.kind, graceMs: grace });
     this.stopTrial(trialId, reason, grace);
@@ -633,7 +633,7 @@ export class Agent {
           runningTrialIds: [...this.running.keys()],
         }),
       );
-      for (const order of res.stop) this.obeyStopOrder(order.trialId, order.reason, order.graceMs);
+      for (const order of res.stop) this.obeyStopOrder(order.trialId, order.reason, order.graceMs, order.kind);
       // The controller restarted and forgot us: register again (it keeps our trials). Not part of
       // this heartbeat: the next ones go out meanwhile.
       if (res.unknownAgent) void this.reregister().catch((err) => this.log.debug('could not register again', { error: String(err) }));

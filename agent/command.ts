@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SweeperError } from '../domain/errors.js';
-import { DEFAULT_COMMAND } from '../common/command-template.js';
+import { commandTemplate } from '../common/command-template.js';
 import { type ParamValue, type Params, pyJsonDumps, pyStr, stringifyTyped } from '../domain/values.js';
 import { pyYamlDump } from './pyyaml.js';
 
@@ -79,7 +79,7 @@ const ENVVAR = /^envvar:([A-Za-z0-9_]+)$/;
 
 export function buildCommand(opts: BuildCommandOptions): BuiltCommand {
   const baseEnv = opts.env ?? process.env;
-  const template = opts.command && opts.command.length > 0 ? opts.command : DEFAULT_COMMAND;
+  const template = commandTemplate(opts.command);
   const files: CommandFile[] = [];
   let filesDir: string | undefined;
 

@@ -3,6 +3,7 @@
  * its result, and told to the controller as `stopText` (CompleteTrial's `stopped_reason`, which
  * becomes the trial's reason on the leaderboard).
  */
+import { isStopKind, type StopKind } from '../domain/stop-kind.js';
 
 export type StopReason =
   /** The controller stopped or cancelled the sweep. */
@@ -32,16 +33,22 @@ export function stopText(reason: StopReason): string {
 }
 
 /**
- * A stop order of the controller, typed by its words (the wire carries only the text): `sweep
- * stopped by user`, `sweep cancelled`, ... for a sweep that is over; `trial is crashed on the
- * controller` for a trial it no longer counts as ours; anything else is a stopping rule's verdict,
- * which starts with the rule's name (`hyperband: value 5 > threshold 1 at bracket 2`). Only logs
- * read the kind: the text goes back as it came, so a misread one changes nothing else.
+ * A stop order of the controller as a StopReason: its kind as the order says it, or, from a
+ * controller older than the kind field, as its words say it (`sweep stopped by user`, `sweep
+ * cancelled`, ... for a sweep that is over; `trial is crashed on the controller` for a trial it no
+ * longer counts as ours; anything else is a stopping rule's verdict). A rule's verdict starts with
+ * the rule's name (`hyperband: value 5 > threshold 1 at bracket 2`). The text goes back as it came.
  */
-export function orderedStop(text: string): StopReason {
-  if (/^sweep (stopped|cancelled|finished)\b/.test(text)) return { kind: 'sweep-over', text };
-  if (/^trial is \S+ on the controller$/.test(text)) return { kind: 'lost', text };
-  return { kind: 'early-stop', rule: /^([a-z_]+): /.exec(text)?.[1] ?? 'unknown', text };
+export function orderedStop(text: string, kind?: string): StopReason {
+  const k = kind && isStopKind(kind) ? kind : kindOfText(text);
+  if (k === 'early-stop') return { kind: k, rule: /^([a-z_]+): /.exec(text)?.[1] ?? 'unknown', text };
+  return { kind: k, text };
+}
+
+function kindOfText(text: string): StopKind {
+  if (/^sweep (stopped|cancelled|finished)\b/.test(text)) return 'sweep-over';
+  if (/^trial is \S+ on the controller$/.test(text)) return 'lost';
+  return 'early-stop';
 }
 
 const KINDS: ReadonlySet<string> = new Set(['sweep-over', 'early-stop', 'lost', 'shutdown', 'cancelled']);

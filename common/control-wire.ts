@@ -3,6 +3,7 @@
  * milliseconds). Heartbeat responses repeat pending orders, so a lost message only delays a stop.
  */
 import { z } from 'zod';
+import { STOP_KINDS } from '../domain/stop-kind.js';
 
 export function controlSubject(agentId: string): string {
   return `sweeper.control.${agentId}`;
@@ -19,6 +20,8 @@ export const controlMessageSchema = z.object({
   reason: z.string().max(1000),
   /** 0: kill at once (cancel); -1 or absent: the agent's own grace period. */
   graceMs: z.number().int().min(-1).max(3_600_000).optional(),
+  /** Why, as a kind; absent from a controller older than the field. */
+  kind: z.enum(STOP_KINDS).optional(),
 });
 
 export type ControlMessage = z.infer<typeof controlMessageSchema>;

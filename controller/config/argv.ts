@@ -12,7 +12,7 @@
  * cannot be known here and is counted as nothing beyond what the config itself says.
  * `${args_json_file}` puts the parameters in a file, not in argv, so only its path counts.
  */
-import { DEFAULT_COMMAND } from '../../common/command-template.js';
+import { commandTemplate } from '../../common/command-template.js';
 import { MAX_ARGV_ENTRIES, MAX_ARGV_ENTRY_CHARS } from '../../common/limits.js';
 import { pyJsonDumps, pyRepr, pyStr, type ParamValue } from '../../domain/values.js';
 import type { ConfigIssue, LeafParam, ParamSpec, ParamSpecs, SweepConfig } from '../../domain/sweep-config.js';
@@ -38,7 +38,7 @@ type Form = 'args' | 'json';
 
 /** Every problem the trials' argv could have, or none. */
 export function argvIssues(config: SweepConfig): ConfigIssue[] {
-  const template = config.command ?? DEFAULT_COMMAND;
+  const template = commandTemplate(config.command);
   const issues = new IssueSet();
   countIssue(template, config.parameters, config.command !== undefined, issues);
   const elements = template.map((element, i) => elementShape(element, i, config.program));

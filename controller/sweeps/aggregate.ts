@@ -6,7 +6,7 @@
  * replayed record and then feeds it the replayed metric stream, so every derived fact comes back
  * from the two logs alone and nothing here is written anywhere.
  */
-import { DEFAULT_COMMAND } from '../../common/command-template.js';
+import { commandTemplate } from '../../common/command-template.js';
 import type { MetricBatch } from '../../common/metrics-wire.js';
 import type { Logger } from '../../common/log.js';
 import { objectiveOf, type Objective } from '../../domain/objective.js';
@@ -48,7 +48,7 @@ export class SweepAggregate {
 
   /** The command template (W&B's default when the config has none); the agent expands it per trial. */
   get command(): readonly string[] {
-    return this.record.config.command ?? DEFAULT_COMMAND;
+    return commandTemplate(this.record.config.command);
   }
 
   get program(): string {

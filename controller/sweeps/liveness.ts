@@ -6,6 +6,7 @@
  */
 import { NotFoundError, UsageError, WrongSweepError } from '../../domain/errors.js';
 import { isValidId, ID_RULE } from '../../domain/ids.js';
+import type { StopKind } from '../../domain/stop-kind.js';
 import { isSweepOver } from '../../domain/trial-state.js';
 import type { SweepRecord, TrialRecord } from './state.js';
 
@@ -20,9 +21,11 @@ export interface AgentInfo {
 
 export interface StopOrder {
   trialId: string;
+  /** For people: the leaderboard shows it as the trial's reason. */
   reason: string;
   /** 0 kills at once; -1 leaves the agent's own grace period. */
   graceMs: number;
+  kind: StopKind;
 }
 
 /** The agent's own grace period, for a stop order. */
@@ -66,11 +69,11 @@ export class AgentRegistry {
 export class StopOrders {
   private readonly byAgent = new Map<string, Map<string, Omit<StopOrder, 'trialId'>>>();
 
-  add(trial: Pick<TrialRecord, 'id' | 'agentId'>, reason: string, graceMs: number): StopOrder {
+  add(trial: Pick<TrialRecord, 'id' | 'agentId'>, order: Omit<StopOrder, 'trialId'>): StopOrder {
     let orders = this.byAgent.get(trial.agentId);
     if (!orders) this.byAgent.set(trial.agentId, (orders = new Map()));
-    orders.set(trial.id, { reason, graceMs });
-    return { trialId: trial.id, reason, graceMs };
+    orders.set(trial.id, order);
+    return { trialId: trial.id, ...order };
   }
 
   get(agentId: string, trialId: string): StopOrder | undefined {
@@ -106,9 +109,9 @@ export function heartbeatStops(
     }
     const trial = trials.get(id);
     if (!trial || trial.agentId !== agentId || trial.state !== 'running') {
-      stop.push({ trialId: id, reason: `trial is ${trial ? trial.state : 'unknown'} on the controller`, graceMs: AGENT_GRACE });
+      stop.push({ trialId: id, reason: `trial is ${trial ? trial.state : 'unknown'} on the controller`, graceMs: AGENT_GRACE, kind: 'lost' });
     } else if (isSweepOver(sweep.state)) {
-      stop.push({ trialId: id, reason: `sweep ${sweep.state}`, graceMs: sweep.state === 'cancelled' ? 0 : AGENT_GRACE });
+      stop.push({ trialId: id, reason: `sweep ${sweep.state}`, graceMs: sweep.state === 'cancelled' ? 0 : AGENT_GRACE, kind: 'sweep-over' });
     }
   }
   return stop;

@@ -25,6 +25,7 @@ import {
 } from '../../domain/defaults.js';
 import { IllegalStateError, NotFoundError, NotHolderError } from '../../domain/errors.js';
 import { trialIdOf } from '../../domain/ids.js';
+import type { StopKind } from '../../domain/stop-kind.js';
 import { leafEntries } from '../../domain/params.js';
 import { isRankable, isSweepOver, isTerminal, type SweepState, type TrialState } from '../../domain/trial-state.js';
 import { stringifyTyped } from '../../domain/values.js';
@@ -223,7 +224,7 @@ export class SweepService {
     const sweep = this.requireSweep(sweepId);
     if (isSweepOver(sweep.state)) return sweep;
     await this.setSweepState(sweep, 'stopped', 'stopped by user');
-    for (const t of sweep.trials) if (t.state === 'running') this.orderStop(t, 'sweep stopped by user');
+    for (const t of sweep.trials) if (t.state === 'running') this.orderStop(t, 'sweep-over', 'sweep stopped by user');
     return sweep;
   }
 
@@ -240,7 +241,7 @@ export class SweepService {
         this.log.info('sweep cancelled', { sweep: sweepId });
       }
     }
-    for (const t of sweep.trials) if (t.state === 'running') this.orderStop(t, 'sweep cancelled by user', 0);
+    for (const t of sweep.trials) if (t.state === 'running') this.orderStop(t, 'sweep-over', 'sweep cancelled by user', 0);
     return sweep;
   }
 
@@ -433,7 +434,7 @@ export class SweepService {
         const target = this.state.trials.get(d.trialId);
         if (target?.state !== 'running') continue;
         this.log.info('stopping trial early', { trial: target.id, reason: d.reason });
-        this.orderStop(target, d.reason);
+        this.orderStop(target, 'early-stop', d.reason);
       }
       this.checkTarget(aggregate, trial);
     }
@@ -533,8 +534,8 @@ export class SweepService {
   }
 
   /** `graceMs` 0 kills at once; AGENT_GRACE (-1) leaves the agent's own grace period. */
-  private orderStop(trial: TrialRecord, reason: string, graceMs = AGENT_GRACE): void {
-    const order = this.stopOrders.add(trial, reason, graceMs);
+  private orderStop(trial: TrialRecord, kind: StopKind, reason: string, graceMs = AGENT_GRACE): void {
+    const order = this.stopOrders.add(trial, { kind, reason, graceMs });
     this.options.sendControl?.(trial.agentId, { type: 'stop', ...order });
   }
 

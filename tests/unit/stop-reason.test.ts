@@ -30,6 +30,14 @@ describe('StopReason', () => {
     expect(orderedStop('no rule here')).toMatchObject({ rule: 'unknown' });
   });
 
+  it('takes the kind the order carries over what its words suggest; an unknown kind falls back to the words', () => {
+    expect(orderedStop('sweep stopped by user', 'early-stop')).toEqual({ kind: 'early-stop', rule: 'unknown', text: 'sweep stopped by user' });
+    expect(orderedStop('asha: value 3 > 1 at rung 9', 'early-stop')).toEqual({ kind: 'early-stop', rule: 'asha', text: 'asha: value 3 > 1 at rung 9' });
+    expect(orderedStop('anything', 'lost')).toEqual({ kind: 'lost', text: 'anything' });
+    expect(orderedStop('sweep cancelled by user', 'from-the-future')).toEqual({ kind: 'sweep-over', text: 'sweep cancelled by user' });
+    expect(orderedStop('sweep cancelled by user', '')).toEqual({ kind: 'sweep-over', text: 'sweep cancelled by user' });
+  });
+
   it("says 'agent shutting down' for a shutdown, as the controller and its tests expect", () => {
     expect(stopText(SHUTDOWN)).toBe('agent shutting down');
     expect(stopText(CANCELLED)).toBe('cancelled');

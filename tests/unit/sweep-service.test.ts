@@ -17,12 +17,12 @@ parameters:
 function setup(opts: { heartbeatTimeoutMs?: number; maxCrashRetries?: number } = {}) {
   let now = 1_000_000;
   const log = new MemoryEventLog();
-  const sent: Array<{ agent: string; trialId: string; graceMs?: number }> = [];
+  const sent: Array<{ agent: string; trialId: string; graceMs?: number; kind?: string }> = [];
   const service = new SweepService({
     eventLog: log,
     now: () => now,
     metricWaitMs: 10,
-    sendControl: (agent, m) => sent.push({ agent, trialId: m.trialId, graceMs: m.graceMs }),
+    sendControl: (agent, m) => sent.push({ agent, trialId: m.trialId, graceMs: m.graceMs, kind: m.kind }),
     ...opts,
   });
   return { service, log, sent, advance: (ms: number) => (now += ms) };
@@ -119,7 +119,7 @@ describe('SweepService', () => {
     expect(retry).toMatchObject({ paramsJson: t1.paramsJson, retryOf: t1.id, number: 2 });
     // The first agent comes back and still runs the old trial: it is told to stop it.
     expect(service.heartbeat({ agentId: 'a1', sweepId: sweep.id, runningTrialIds: [t1.id] }).stop).toEqual([
-      { trialId: t1.id, reason: 'trial is crashed on the controller', graceMs: -1 },
+      { trialId: t1.id, reason: 'trial is crashed on the controller', graceMs: -1, kind: 'lost' },
     ]);
     // A second crash of the same point is not retried again.
     advance(31_000);
@@ -165,12 +165,12 @@ describe('SweepService', () => {
     const sweep = await service.createSweep(GRID);
     const t1 = await ask(service, 'a1', sweep.id);
     await service.stopSweep(sweep.id);
-    expect(sent).toEqual([{ agent: 'a1', trialId: t1.id, graceMs: -1 }]);
+    expect(sent).toEqual([{ agent: 'a1', trialId: t1.id, graceMs: -1, kind: 'sweep-over' }]);
     await service.cancelSweep(sweep.id);
     expect(sweep.state).toBe('cancelled');
-    expect(sent[1]).toEqual({ agent: 'a1', trialId: t1.id, graceMs: 0 });
+    expect(sent[1]).toEqual({ agent: 'a1', trialId: t1.id, graceMs: 0, kind: 'sweep-over' });
     expect(service.heartbeat({ agentId: 'a1', sweepId: sweep.id, runningTrialIds: [t1.id] }).stop).toEqual([
-      { trialId: t1.id, reason: 'sweep cancelled by user', graceMs: 0 },
+      { trialId: t1.id, reason: 'sweep cancelled by user', graceMs: 0, kind: 'sweep-over' },
     ]);
     await service.completeTrial(done('a1', t1.id, { stoppedReason: 'sweep cancelled by user', exitCode: null, signal: 'SIGKILL' }));
     expect(service.getTrial(t1.id).state).toBe('stopped');

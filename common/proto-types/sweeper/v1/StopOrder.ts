@@ -9,6 +9,11 @@ export interface StopOrder {
    * 0: kill at once (cancel); -1: the agent's own grace period between SIGTERM and SIGKILL.
    */
   'graceMs'?: (number);
+  /**
+   * Why, as a kind (domain/stop-kind.ts): sweep-over, early-stop or lost; empty from a controller
+   * older than this field, whose agents read the reason's text instead.
+   */
+  'kind'?: (string);
 }
 
 export interface StopOrder__Output {
@@ -18,4 +23,9 @@ export interface StopOrder__Output {
    * 0: kill at once (cancel); -1: the agent's own grace period between SIGTERM and SIGKILL.
    */
   'graceMs': (number);
+  /**
+   * Why, as a kind (domain/stop-kind.ts): sweep-over, early-stop or lost; empty from a controller
+   * older than this field, whose agents read the reason's text instead.
+   */
+  'kind': (string);
 }
