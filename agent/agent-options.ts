@@ -6,9 +6,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname as osHostname } from 'node:os';
+import { join, resolve } from 'node:path';
 import type { ClientSecurity } from '../common/api-client.js';
 import type { Logger } from '../common/log.js';
-import { DEFAULT_GPU_SAMPLE_MS, DEFAULT_GRACE_MS, DEFAULT_MAX_INITIAL_FAILURES } from '../domain/defaults.js';
+import { DEFAULT_GPU_SAMPLE_MS, DEFAULT_GRACE_MS, DEFAULT_MAX_INITIAL_FAILURES, DEFAULT_PREEMPT_GRACE_MS } from '../domain/defaults.js';
 import type { Slot } from './gpus.js';
 
 export interface AgentOptions {
@@ -50,6 +51,14 @@ export interface AgentOptions {
    * trials as on a shutdown and fail with ControllerUnreachableError. Undefined or 0: retry forever.
    */
   controllerTimeoutMs?: number;
+  /** On a preemption, SIGUSR1-to-SIGTERM time for a trial to checkpoint. Default DEFAULT_PREEMPT_GRACE_MS (30 s). */
+  preemptGraceMs?: number;
+  /**
+   * Root of the trials' checkpoint folders: each trial gets `<root>/<sweep>/<trial>` as
+   * SWEEPER_CHECKPOINT_DIR, the same on every run of it, so put it on storage every host sees.
+   * Default `<cwd>/.sweeper/checkpoints`.
+   */
+  checkpointDir?: string;
   log: Logger;
 }
 
@@ -76,6 +85,8 @@ export interface AgentConfig {
   readonly spoolDir: string | undefined;
   /** 0: retry the controller forever. */
   readonly controllerTimeoutMs: number;
+  readonly preemptGraceMs: number;
+  readonly checkpointDir: string;
   readonly log: Logger;
 }
 
@@ -97,6 +108,8 @@ export function compileAgentOptions(o: AgentOptions): AgentConfig {
     maxInitialFailures: o.maxInitialFailures ?? DEFAULT_MAX_INITIAL_FAILURES,
     spoolDir: o.spoolDir,
     controllerTimeoutMs: o.controllerTimeoutMs ?? 0,
+    preemptGraceMs: o.preemptGraceMs ?? DEFAULT_PREEMPT_GRACE_MS,
+    checkpointDir: resolve(o.cwd, o.checkpointDir ?? join('.sweeper', 'checkpoints')),
     log: o.log,
   });
 }

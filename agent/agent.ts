@@ -12,6 +12,8 @@
  * stops it; the reason is what the controller is told. Heartbeats and GPU samples run one at a
  * time (one-in-flight.ts), so a slow controller never has a pile of them in flight.
  */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { hostname as osHostname } from 'node:os';
 import { isLoopbackHost } from '../common/net.js';
 import * as grpc from '@grpc/grpc-js';
@@ -100,6 +102,10 @@ export class Agent {
   private heartbeats?: OneInFlight;
   private readonly running = new Map<string, RunningTrial>();
   private shutdownRequests = 0;
+  /** Set once the host is taking the machine back (SIGUSR1): why, in words. */
+  private preemptReason?: string;
+  /** Trials told to checkpoint, with the timer that stops them after --preempt-grace. */
+  private readonly preempting = new Map<string, NodeJS.Timeout>();
   private trialsRun = 0;
   private readonly startedAt = Date.now();
   private failuresInARow = 0;
@@ -143,16 +149,40 @@ export class Agent {
   }
 
   /**
-   * First call: take no new trial and stop the running one with its grace period.
-   * Second call: kill the running trial now.
+   * The host is taking the machine back (Slurm's warning signal before a time limit or a
+   * preemption): take no new trial, send each running trial SIGUSR1 so it can checkpoint, and
+   * after --preempt-grace stop it as usual (SIGTERM, grace, SIGKILL); report them preempted, so
+   * the controller continues each under its id on another agent, and exit. Once only.
+   */
+  preempt(why = 'the host is taking this machine back'): void {
+    if (this.preemptReason !== undefined) return;
+    this.preemptReason = why;
+    this.log.warn(`${why}: the trials get SIGUSR1 to checkpoint and ${this.config.preemptGraceMs / 1000} s before SIGTERM; no new trial`);
+    for (const trialId of this.running.keys()) this.preemptTrial(trialId);
+    this.shutdown(why);
+  }
+
+  private preemptTrial(trialId: string): void {
+    const trial = this.running.get(trialId);
+    if (!trial || this.preempting.has(trialId)) return;
+    trial.proc.signal('SIGUSR1');
+    const reason: StopReason = { kind: 'preempted', text: this.preemptReason! };
+    const timer = setTimeout(() => this.stopTrial(trialId, reason), this.config.preemptGraceMs);
+    timer.unref();
+    this.preempting.set(trialId, timer);
+  }
+
+  /**
+   * First call: take no new trial and stop the running one with its grace period (a preempted
+   * one keeps its time to checkpoint first). Second call: kill the running trials now.
    */
   shutdown(why = 'shutdown requested'): void {
     this.shutdownRequests++;
     if (this.shutdownRequests === 1) {
       this.log.info(`${why}: finishing up (again to force)`);
       this.shutdownController.abort();
-      for (const trialId of this.running.keys()) this.stopTrial(trialId, SHUTDOWN);
-      const patience = this.config.graceMs + SHUTDOWN_PATIENCE_MS;
+      for (const trialId of this.running.keys()) if (!this.preempting.has(trialId)) this.stopTrial(trialId, SHUTDOWN);
+      const patience = this.config.graceMs + SHUTDOWN_PATIENCE_MS + (this.preemptReason !== undefined ? this.config.preemptGraceMs : 0);
       setTimeout(() => this.patience.abort(new SweeperError(`still waiting ${patience / 1000} s after the shutdown began`)), patience).unref();
     } else {
       this.log.warn('forcing shutdown: killing running trials');
@@ -477,12 +507,17 @@ export class Agent {
         cwd: this.config.cwd,
         sweepId: this.config.sweepId,
         trialId: a.trialId,
+        checkpointDir: join(this.config.checkpointDir, this.config.sweepId, a.trialId),
+        resume: a.resume,
         // The trial sees only its slot's GPU, by physical index, whatever the agent was given.
         env: slot.gpu ? { ...process.env, CUDA_VISIBLE_DEVICES: slot.gpu.index } : process.env,
       });
       argv = command.argv;
       log.info('trial starting', { argv: argv.join(' '), gpu: slot.gpu?.index });
       this.slotOf.set(a.trialId, slot);
+      mkdirSync(join(this.config.checkpointDir, this.config.sweepId, a.trialId), { recursive: true });
+      // A continued trial's batches go on after the last one its earlier run published.
+      if (a.firstMetricSeq > 1) this.publisher!.beginTrial(a.trialId, a.firstMetricSeq);
       const stop = new AbortController();
       const proc = startTrial({
         command,
@@ -495,8 +530,9 @@ export class Agent {
         logger: log,
       });
       this.running.set(a.trialId, { proc, stop });
-      // A shutdown that began while we were starting must reach this trial too.
-      if (this.shutdownController.signal.aborted) this.stopTrial(a.trialId, SHUTDOWN);
+      // A shutdown (or preemption) that began while we were starting must reach this trial too.
+      if (this.preemptReason !== undefined) this.preemptTrial(a.trialId);
+      else if (this.shutdownController.signal.aborted) this.stopTrial(a.trialId, SHUTDOWN);
       result = await proc.result;
     } catch (err) {
       if (!(err instanceof CommandError)) throw err;
@@ -504,10 +540,13 @@ export class Agent {
     } finally {
       this.running.delete(a.trialId);
       this.slotOf.delete(a.trialId);
+      clearTimeout(this.preempting.get(a.trialId));
     }
+    // Told to checkpoint: reported as preempted (the controller decides by the exit code, as W&B).
+    const preempted = this.preempting.delete(a.trialId);
     const lastSeq = await this.flushTrial(a.trialId);
     const points = this.publisher!.pointCounts(a.trialId);
-    const stoppedReason = result.stoppedBy ? stopText(result.stoppedBy) : '';
+    const stoppedReason = result.stoppedBy && !preempted ? stopText(result.stoppedBy) : '';
     const outcome = result.startError
       ? `could not start: ${result.startError}`
       : result.stoppedBy
@@ -529,8 +568,9 @@ export class Agent {
       argv,
       metricPoints: points.captured,
       droppedPoints: points.dropped,
+      preemptedReason: preempted ? this.preemptReason : '',
     });
-    return !result.stoppedBy && (result.startError !== undefined || result.exitCode !== 0);
+    return !preempted && !result.stoppedBy && (result.startError !== undefined || result.exitCode !== 0);
   }
 
   /**

@@ -43,6 +43,10 @@ export interface BuildCommandOptions {
   env?: NodeJS.ProcessEnv;
   sweepId: string;
   trialId: string;
+  /** The trial's own checkpoint folder, the same on every run of it (SWEEPER_CHECKPOINT_DIR). */
+  checkpointDir?: string;
+  /** This run continues a preempted one: SWEEPER_RESUME=1, and W&B's WANDB_RESUME=allow. */
+  resume?: boolean;
   /**
    * Where files the command needs (`${args_json_file}`) will be written. Defaults to a fresh,
    * unguessable directory under the OS temp dir; it is created by `writeCommandFiles`.
@@ -210,6 +214,10 @@ function childEnv(baseEnv: NodeJS.ProcessEnv, opts: BuildCommandOptions, sweepPa
   env.SWEEPER_SWEEP_ID = opts.sweepId;
   env.SWEEPER_TRIAL_ID = opts.trialId;
   env.SWEEPER_PARAMS = stringifyTyped(opts.params);
+  if (opts.checkpointDir) env.SWEEPER_CHECKPOINT_DIR = opts.checkpointDir;
+  // Only on a continuation: a program reads it to load its checkpoint instead of starting over.
+  if (opts.resume) env.SWEEPER_RESUME = '1';
+  else delete env.SWEEPER_RESUME;
   // A block-buffered stdout would deliver metric lines late, in bursts, or never (on SIGKILL).
   env.PYTHONUNBUFFERED = '1';
   // The `sweeper` package, and the sitecustomize that makes Sweeper's `wandb` module a fallback.
@@ -221,6 +229,8 @@ function childEnv(baseEnv: NodeJS.ProcessEnv, opts: BuildCommandOptions, sweepPa
   env.WANDB_RUN_ID = opts.trialId;
   env.WANDB_DIR = baseEnv.WANDB_DIR || path.resolve(opts.cwd);
   env.WANDB_SWEEP_PARAM_PATH = sweepParamPath;
+  // A continued trial is the same W&B run (WANDB_RUN_ID is the trial id): wandb.init resumes it.
+  if (opts.resume) env.WANDB_RESUME = 'allow';
   // There is no W&B sweep behind this run, so the real package must not need a login: offline,
   // unless the user chose a mode. A run the user sends online must not be told to join a W&B
   // sweep of this id, which W&B's server does not have: it gets no WANDB_SWEEP_ID.

@@ -333,6 +333,17 @@ export class MetricPublisher {
     return { ...this.counters, buffered: this.buffered };
   }
 
+  /**
+   * Opens a trial whose batches start at `firstSeq` (a preempted trial continued here: its earlier
+   * run published up to firstSeq - 1, and the ingest applies a trial's batches in seq order).
+   */
+  beginTrial(trialId: string, firstSeq: number): void {
+    if (this.trials.has(trialId)) return;
+    const tq = this.queueFor(trialId);
+    tq.nextSeq = firstSeq;
+    tq.lastAckedSeq = firstSeq - 1;
+  }
+
   private queueFor(trialId: string): TrialQueue {
     let tq = this.trials.get(trialId);
     if (!tq) {

@@ -37,7 +37,9 @@ const report = (event) => {
   }
 };
 
-for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT']) process.on(sig, () => {});
+// SIGUSR1 too: it is a preemption's checkpoint signal for the program (sent to the whole group),
+// and Node's default for it would open a debugger port in this process.
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1']) process.on(sig, () => {});
 
 let child;
 try {
@@ -68,7 +70,7 @@ child.once('exit', (code, signal) => {
   }
   if (code !== null) process.exit(code);
   // Die of the same signal, so the agent sees what killed the program.
-  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT']) process.removeAllListeners(sig);
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1']) process.removeAllListeners(sig);
   process.kill(process.pid, signal);
   setTimeout(() => process.exit(128), 1000).unref();
 });

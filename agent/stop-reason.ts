@@ -12,6 +12,8 @@ export type StopReason =
   | { readonly kind: 'early-stop'; readonly rule: string; readonly text: string }
   /** The controller no longer counts the trial as this agent's (declared crashed while cut off, say). */
   | { readonly kind: 'lost'; readonly text: string }
+  /** The host is taking the machine back (Slurm's warning signal): the trial was told to checkpoint first. */
+  | { readonly kind: 'preempted'; readonly text: string }
   /** This agent is shutting down: a signal, or the controller out of reach past --controller-timeout. */
   | { readonly kind: 'shutdown' }
   /** Stopped through an AbortSignal aborted without a StopReason (library use). */
@@ -51,7 +53,7 @@ function kindOfText(text: string): StopKind {
   return 'early-stop';
 }
 
-const KINDS: ReadonlySet<string> = new Set(['sweep-over', 'early-stop', 'lost', 'shutdown', 'cancelled']);
+const KINDS: ReadonlySet<string> = new Set(['sweep-over', 'early-stop', 'lost', 'preempted', 'shutdown', 'cancelled']);
 
 /** An abort reason as a StopReason: one of ours as it is, anything else (a DOMException, a string) `cancelled`. */
 export function asStopReason(reason: unknown): StopReason {

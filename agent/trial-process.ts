@@ -283,6 +283,11 @@ export class TrialProcess {
     }, at - Date.now());
   }
 
+  /** Sends `sig` to the trial's whole process group (a preemption's SIGUSR1: time to checkpoint). */
+  signal(sig: NodeJS.Signals): void {
+    this.signalGroup(sig);
+  }
+
   private signalGroup(sig: NodeJS.Signals): void {
     const pid = this.child?.pid;
     if (pid === undefined) return;

@@ -5,7 +5,7 @@
  * trial, 130 interrupted.
  */
 import { Command, Option } from 'commander';
-import { DEFAULT_GPU_SAMPLE_MS, DEFAULT_GRACE_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS, DEFAULT_MAX_CRASH_RETRIES, DEFAULT_MAX_INITIAL_FAILURES } from '../domain/defaults.js';
+import { DEFAULT_GPU_SAMPLE_MS, DEFAULT_GRACE_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS, DEFAULT_MAX_CRASH_RETRIES, DEFAULT_MAX_INITIAL_FAILURES, DEFAULT_PREEMPT_GRACE_MS } from '../domain/defaults.js';
 import { runAgentCommand } from './commands/agent.js';
 import { runBundle } from './commands/bundle.js';
 import { runCreate, runLogs, runLs, runStats, runSweepControl } from './commands/client.js';
@@ -129,7 +129,17 @@ export function buildProgram(): Command {
           .env('SWEEPER_SPOOL_DIR')
           .default('.sweeper/spool'),
       )
-      .option('--no-spool', 'keep unsent metric points in memory only (lost if the agent is killed)'),
+      .option('--no-spool', 'keep unsent metric points in memory only (lost if the agent is killed)')
+      .addOption(
+        durationOption('preempt-grace', 'on SIGUSR1 (the host is taking the machine back), time a trial gets to checkpoint before SIGTERM', {
+          defaultMs: DEFAULT_PREEMPT_GRACE_MS,
+        }),
+      )
+      .addOption(
+        new Option('--checkpoint-dir <dir>', "root of the trials' checkpoint folders (SWEEPER_CHECKPOINT_DIR=<dir>/<sweep>/<trial>); put it on storage every host sees")
+          .env('SWEEPER_CHECKPOINT_ROOT')
+          .default('.sweeper/checkpoints'),
+      ),
   ).action(async (sweepId: string, o) => runAgentCommand(sweepId, o));
 
   addClientOptions(

@@ -38,5 +38,5 @@ export type ApiRegisterAgentResponse = RegisterAgentResponse__Output;
 export type ApiHeartbeatRequest = HeartbeatRequest__Output;
 export type ApiHeartbeatResponse = HeartbeatResponse__Output;
 /** What an agent reports; the fields only some ends carry (lost, refused, counted points) may be left out. */
-export type ApiCompleteTrialRequest = Sent<CompleteTrialRequest__Output, 'lostReason' | 'droppedPoints' | 'reportError' | 'metricPoints' | 'exitCode'>;
+export type ApiCompleteTrialRequest = Sent<CompleteTrialRequest__Output, 'lostReason' | 'droppedPoints' | 'reportError' | 'metricPoints' | 'exitCode' | 'preemptedReason'>;
 export type ApiControllerStats = ControllerStats__Output;

@@ -129,7 +129,16 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
     RequestTrial: unary('RequestTrial', async (req): Promise<RequestTrialResponse> => {
       const r = await service.requestTrial(req.agentId, req.sweepId);
       if (r.kind === 'trial') {
-        return { trial: { trialId: r.trial.id, paramsJson: r.trial.paramsJson, command: [...r.command], program: r.program } };
+        return {
+          trial: {
+            trialId: r.trial.id,
+            paramsJson: r.trial.paramsJson,
+            command: [...r.command],
+            program: r.program,
+            resume: r.trial.preemptions > 0,
+            firstMetricSeq: r.trial.firstMetricSeq,
+          },
+        };
       }
       if (r.kind === 'retry') return { retryAfterMs: r.afterMs };
       return { done: r.reason };
@@ -150,6 +159,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
           argv: req.argv,
           lostReason: req.lostReason,
           reportError: req.reportError,
+          preemptedReason: req.preemptedReason,
           ...(req.metricPoints !== undefined && req.metricPoints !== null ? { metricPoints: req.metricPoints, droppedPoints: req.droppedPoints } : {}),
         });
         return { state };

@@ -25,3 +25,10 @@ export const DEFAULT_MAX_INITIAL_FAILURES = 5;
 export function heartbeatIntervalFor(timeoutMs: number): number {
   return Math.min(MAX_HEARTBEAT_INTERVAL_MS, Math.floor(timeoutMs / 4));
 }
+
+/**
+ * After the checkpoint signal (SIGUSR1) of a preemption, how long a trial may take to save its
+ * state before it gets SIGTERM (`sweeper agent --preempt-grace`). Slurm's default warning in
+ * `sweeper launch slurm` (`--signal B:USR1@120`) leaves room for it and the SIGTERM grace.
+ */
+export const DEFAULT_PREEMPT_GRACE_MS = 30_000;

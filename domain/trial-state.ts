@@ -4,8 +4,12 @@
  * the dashboard and the CLI cannot disagree.
  */
 
-/** Every state a trial can be in, in the order people read them (CLI tables and the dashboard). */
-export const TRIAL_STATES = ['running', 'finished', 'stopped', 'failed', 'crashed'] as const;
+/**
+ * Every state a trial can be in, in the order people read them (CLI tables and the dashboard).
+ * `preempted`: its host took the machine back (a Slurm time limit or preemption) before it ended;
+ * it waits to be continued, under the same id, by the next agent that asks.
+ */
+export const TRIAL_STATES = ['running', 'preempted', 'finished', 'stopped', 'failed', 'crashed'] as const;
 export type TrialState = (typeof TRIAL_STATES)[number];
 
 export const SWEEP_STATES = ['running', 'paused', 'finished', 'stopped', 'cancelled'] as const;
@@ -37,6 +41,11 @@ export function countsTowardLimit(state: TrialState): boolean {
 /** A sweep in one of these states hands out no trial again. */
 export function isSweepOver(state: SweepState): boolean {
   return state === 'finished' || state === 'stopped' || state === 'cancelled';
+}
+
+/** A trial that still has work to do: running, or preempted and waiting to be continued. */
+export function isUnfinished(state: TrialState): boolean {
+  return state === 'running' || state === 'preempted';
 }
 
 /** Sorts states in `TRIAL_STATES` order; a state this version does not know goes last. */

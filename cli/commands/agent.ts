@@ -24,6 +24,9 @@ export interface AgentCommandOptions extends ClientOptions {
   spoolDir: string;
   /** False with --no-spool. */
   spool: boolean;
+  /** --preempt-grace, in ms. */
+  preemptGrace: number;
+  checkpointDir: string;
 }
 
 /** `sweeper agent SWEEP_ID`: run trials in the current directory until the sweep is over. */
@@ -32,11 +35,16 @@ export async function runAgentCommand(sweepId: string, o: AgentCommandOptions): 
   if (o.gpus !== undefined && o.parallel > 1) throw conflictingFlags('--parallel', '--gpus', 'it is for hosts without GPUs; with --gpus use --per-gpu');
   const agent = new Agent(agentOptions(sweepId, o, await slotsFor(o, log), log));
   const release = onShutdownSignals((signal, n) => agent.shutdown(n === 1 ? `received ${signal}` : `received ${signal} again`));
+  // Slurm's warning before a time limit or a preemption (`--signal B:USR1@S`; `sweeper launch
+  // slurm` execs this agent as the job's shell, so the signal lands here).
+  const onPreempt = () => agent.preempt('received SIGUSR1: the host is taking this machine back');
+  process.on('SIGUSR1', onPreempt);
   try {
     const summary = await agent.run();
     log.info(`agent done: ${summary.reason}`, { trials: summary.trialsRun });
   } finally {
     release();
+    process.off('SIGUSR1', onPreempt);
   }
 }
 
@@ -69,6 +77,8 @@ export function agentOptions(sweepId: string, o: AgentCommandOptions, slots: Slo
     controllerTimeoutMs: o.controllerTimeout,
     maxInitialFailures: o.maxInitialFailures,
     spoolDir: o.spool ? resolve(o.spoolDir) : undefined,
+    preemptGraceMs: o.preemptGrace,
+    checkpointDir: resolve(o.checkpointDir),
     log,
   };
 }

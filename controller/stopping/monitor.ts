@@ -4,6 +4,7 @@
  * created late (a restarted controller replaying the stream) or fed twice without counting a
  * value twice.
  */
+import { isTerminal } from '../../domain/trial-state.js';
 import type { TrialState } from '../../domain/trial-state.js';
 import type { StopDecision, StoppingRule } from './types.js';
 
@@ -25,7 +26,8 @@ export class StopMonitor {
 
   /** Catch up with the trial's series; returns the running trials to stop, each once. */
   update(trialId: string, state: TrialState, series: SeriesView | undefined): StopDecision[] {
-    if (state !== 'running') this.ended(trialId, state);
+    // A preempted trial is continued later: its series goes on, so it has not ended.
+    if (isTerminal(state)) this.ended(trialId, state);
     const from = this.seen.get(trialId) ?? 0;
     const to = series?.length ?? 0;
     if (to <= from) return [];

@@ -10,7 +10,7 @@
  *   observed there is no worst, and such a trial only counts as taken;
  * - crashed: left out, since the agent died rather than the parameters, and the controller runs
  *   the same parameters again;
- * - running: a point whose result is coming (the strategy plans around it), unless
+ * - running or preempted (to be continued): a point whose result is coming (the strategy plans around it), unless
  *   `impute_while_running` is set and the trial has logged a value, which is then observed.
  *
  * Values are turned to minimisation (negated for `goal: maximize`). Every trial's parameters,
@@ -65,6 +65,8 @@ export function readHistory(space: SearchSpace, config: SweepConfig, trials: rea
         entries.push({ point, value: imputed(impute, value, toMinimize) });
         break;
       case 'running':
+      // A preempted trial will be continued: its result is still coming.
+      case 'preempted':
         if (whileRunning !== 'false' && value !== undefined) entries.push({ point, value });
         else pending.push(point);
         break;

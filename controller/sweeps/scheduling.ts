@@ -5,7 +5,7 @@
  * among live agents and so lives in memory.
  */
 import type { SweepRecord, TrialRecord } from './state.js';
-import { isSweepOver } from '../../domain/trial-state.js';
+import { isSweepOver, isUnfinished } from '../../domain/trial-state.js';
 
 /**
  * Once every trial is handed out, one idle agent per sweep (the standby) is told to wait while
@@ -27,6 +27,16 @@ export function heldTrials(sweep: SweepRecord, agentId: string): TrialRecord[] {
 
 export function hasRunning(sweep: SweepRecord): boolean {
   return sweep.trials.some((t) => t.state === 'running');
+}
+
+/** Running trials, or preempted ones waiting to be continued: the sweep is not done with them. */
+export function hasUnfinished(sweep: SweepRecord): boolean {
+  return sweep.trials.some((t) => isUnfinished(t.state));
+}
+
+/** The oldest preempted trial: it is continued before any new trial starts. */
+export function preemptedToResume(sweep: SweepRecord): TrialRecord | undefined {
+  return sweep.trials.find((t) => t.state === 'preempted');
 }
 
 /**
@@ -57,7 +67,7 @@ export class Standby {
 
   /** Whether this idle agent is (or now becomes) the sweep's standby; see STANDBY_POLL_MS. */
   standsBy(sweep: SweepRecord, agentId: string, now: number): boolean {
-    if (this.maxCrashRetries <= 0 || isSweepOver(sweep.state) || !hasRunning(sweep)) {
+    if (this.maxCrashRetries <= 0 || isSweepOver(sweep.state) || !hasUnfinished(sweep)) {
       this.bySweep.delete(sweep.id);
       return false;
     }

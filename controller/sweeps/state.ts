@@ -154,13 +154,55 @@ const trialEndedSchema = bounded(
   },
 );
 
+const trialPreemptedSchema = bounded(
+  {
+    type: z.literal('trial_preempted'),
+    sweepId: z.string(),
+    trialId: z.string(),
+    at: z.number(),
+    reason: z.string(),
+    /** The last metric batch its agent published: the continuation publishes from the next one. */
+    lastMetricSeq: z.number(),
+    /** As in trial_ended, for this run of the trial. */
+    metricPoints: z.number().optional(),
+    droppedPoints: z.number().optional(),
+    stdoutTail: z.array(z.string()),
+    stderrTail: z.array(z.string()),
+  },
+  {
+    sweepId: ID,
+    trialId: ID,
+    at: TIME,
+    reason: LINE,
+    lastMetricSeq: OPTIONAL_TALLY,
+    metricPoints: OPTIONAL_TALLY,
+    droppedPoints: OPTIONAL_TALLY,
+    stdoutTail: lines(EVENT_LIMITS.maxTailLines),
+    stderrTail: lines(EVENT_LIMITS.maxTailLines),
+  },
+);
+
+const trialResumedSchema = bounded(
+  { type: z.literal('trial_resumed'), sweepId: z.string(), trialId: z.string(), at: z.number(), agentId: z.string() },
+  { sweepId: ID, trialId: ID, at: TIME, agentId: AGENT_ID },
+);
+
 /** Every event the controller writes. Unknown keys are dropped, so a newer writer's extras do not refuse an event. */
-export const controllerEventSchema = z.discriminatedUnion('type', [sweepCreatedSchema, sweepStateEventSchema, trialCreatedSchema, trialEndedSchema]);
+export const controllerEventSchema = z.discriminatedUnion('type', [
+  sweepCreatedSchema,
+  sweepStateEventSchema,
+  trialCreatedSchema,
+  trialEndedSchema,
+  trialPreemptedSchema,
+  trialResumedSchema,
+]);
 export type ControllerEvent = z.infer<typeof controllerEventSchema>;
 type SweepCreated = z.infer<typeof sweepCreatedSchema>;
 type SweepStateEvent = z.infer<typeof sweepStateEventSchema>;
 type TrialCreated = z.infer<typeof trialCreatedSchema>;
 type TrialEnded = z.infer<typeof trialEndedSchema>;
+type TrialPreempted = z.infer<typeof trialPreemptedSchema>;
+type TrialResumed = z.infer<typeof trialResumedSchema>;
 
 export interface StateChange {
   state: string;
@@ -195,6 +237,15 @@ export interface TrialRecord {
   declaredPoints: number | null;
   /** Points the agent itself dropped (buffer full, too large to send): lost, and said so. */
   droppedPoints: number;
+  /**
+   * Runs cut short by preemption before the current one: how many, and the points their agents
+   * declared (null once one did not say), which the final declaration adds to.
+   */
+  preemptions: number;
+  carriedPoints: number | null;
+  carriedDropped: number;
+  /** The first metric batch seq the current run publishes (1, or after a preempted run's last). */
+  firstMetricSeq: number;
 }
 
 export interface SweepRecord {
@@ -238,6 +289,12 @@ export function applyEvent(state: ControllerState, event: ControllerEvent, decod
       return;
     case 'trial_ended':
       endTrial(state, event);
+      return;
+    case 'trial_preempted':
+      preemptTrial(state, event);
+      return;
+    case 'trial_resumed':
+      resumeTrial(state, event);
       return;
   }
 }
@@ -304,6 +361,10 @@ export function replayEvent(state: ControllerState, event: ControllerEvent, deco
       return replayTrialCreated(state, event);
     case 'trial_ended':
       return replayTrialEnded(state, event);
+    case 'trial_preempted':
+      return replayTrialPreempted(state, event);
+    case 'trial_resumed':
+      return replayTrialResumed(state, event);
   }
 }
 
@@ -374,6 +435,24 @@ function replayTrialEnded(state: ControllerState, event: TrialEnded): string | u
   return undefined;
 }
 
+function replayTrialPreempted(state: ControllerState, event: TrialPreempted): string | undefined {
+  const trial = state.trials.get(event.trialId);
+  if (!trial || trial.sweepId !== event.sweepId) return `trial_preempted for unknown trial ${event.trialId} of sweep ${event.sweepId}`;
+  // A duplicate of an applied event is none of our business; otherwise only a running trial.
+  if (trial.state !== 'running' && trial.state !== 'preempted') return `trial ${event.trialId} preempted while ${trial.state}`;
+  preemptTrial(state, event);
+  return undefined;
+}
+
+function replayTrialResumed(state: ControllerState, event: TrialResumed): string | undefined {
+  const trial = state.trials.get(event.trialId);
+  if (!trial || trial.sweepId !== event.sweepId) return `trial_resumed for unknown trial ${event.trialId} of sweep ${event.sweepId}`;
+  if (trial.state === 'running' && trial.agentId === event.agentId) return undefined;
+  if (trial.state !== 'preempted') return `trial ${event.trialId} resumed while ${trial.state}`;
+  resumeTrial(state, event);
+  return undefined;
+}
+
 // ---- applying ---------------------------------------------------------------------------------
 
 function addSweep(state: ControllerState, event: SweepCreated, config: SweepConfig): void {
@@ -425,6 +504,10 @@ function addTrial(state: ControllerState, event: TrialCreated, params: Params): 
     stderrTail: [],
     declaredPoints: null,
     droppedPoints: 0,
+    preemptions: 0,
+    carriedPoints: 0,
+    carriedDropped: 0,
+    firstMetricSeq: 1,
     history: [
       {
         state: 'running',
@@ -448,9 +531,35 @@ function endTrial(state: ControllerState, event: TrialEnded): void {
   trial.argv = event.argv;
   trial.stdoutTail = event.stdoutTail;
   trial.stderrTail = event.stderrTail;
-  trial.declaredPoints = event.metricPoints ?? null;
-  trial.droppedPoints = event.droppedPoints ?? 0;
+  // The declaration covers this run; earlier, preempted runs declared theirs.
+  trial.declaredPoints = event.metricPoints === undefined || trial.carriedPoints === null ? null : trial.carriedPoints + event.metricPoints;
+  trial.droppedPoints = trial.carriedDropped + (event.droppedPoints ?? 0);
   trial.history.push({ state: event.state, at: event.at, reason: event.reason });
+}
+
+/** The run was cut short by its host: the trial waits, with what that run declared carried over. */
+function preemptTrial(state: ControllerState, event: TrialPreempted): void {
+  const trial = state.trials.get(event.trialId);
+  if (!trial || trial.state !== 'running') return;
+  trial.state = 'preempted';
+  trial.reason = event.reason;
+  trial.stdoutTail = event.stdoutTail;
+  trial.stderrTail = event.stderrTail;
+  trial.preemptions++;
+  trial.carriedPoints = event.metricPoints === undefined || trial.carriedPoints === null ? null : trial.carriedPoints + event.metricPoints;
+  trial.carriedDropped += event.droppedPoints ?? 0;
+  trial.firstMetricSeq = Math.max(trial.firstMetricSeq, event.lastMetricSeq + 1);
+  trial.history.push({ state: 'preempted', at: event.at, reason: event.reason });
+}
+
+/** The same trial continues on the agent that asked: same id and parameters. */
+function resumeTrial(state: ControllerState, event: TrialResumed): void {
+  const trial = state.trials.get(event.trialId);
+  if (!trial || trial.state !== 'preempted') return;
+  trial.state = 'running';
+  trial.agentId = event.agentId;
+  trial.reason = '';
+  trial.history.push({ state: 'running', at: event.at, reason: `continued on agent ${event.agentId} (run ${trial.preemptions + 1})` });
 }
 
 /** A plain object: not an array, not a boxed `Float`, and no prototype smuggled in by a `__proto__` key. */

@@ -41,7 +41,7 @@ import { countRefusals, logRefusals } from './event-log.js';
 import type { MetricRefusal } from './ingest.js';
 import { AGENT_GRACE, AgentRegistry, heartbeatStops, lostTrials, StopOrders, type StopOrder } from './liveness.js';
 import { MetricStore } from './metric-store.js';
-import { crashedToRetry, hasRunning, heldTrials, PAUSED_POLL_MS, Standby, STANDBY_POLL_MS } from './scheduling.js';
+import { crashedToRetry, hasUnfinished, heldTrials, PAUSED_POLL_MS, preemptedToResume, Standby, STANDBY_POLL_MS } from './scheduling.js';
 import type { ControllerEvent, ControllerState, SweepRecord, TrialRecord } from './state.js';
 import { applyEvent, emptyState, EVENT_LIMITS, rebuildState } from './state.js';
 import { classifyEnd, type TrialCompletion } from './trial-end.js';
@@ -52,6 +52,9 @@ export type { StopOrder } from './liveness.js';
 export { classifyEnd, type TrialCompletion } from './trial-end.js';
 
 export type { SweepView, TrialView } from './trial-view.js';
+
+/** What recording a trial's end needs of its agent's report. */
+type EndReport = Pick<TrialCompletion, 'exitCode' | 'signal' | 'argv' | 'stdoutTail' | 'stderrTail' | 'metricPoints' | 'droppedPoints' | 'lostReason'>;
 
 export type TrialRequestOutcome =
   | { kind: 'trial'; trial: TrialRecord; command: readonly string[]; program: string }
@@ -224,6 +227,7 @@ export class SweepService {
     const sweep = this.requireSweep(sweepId);
     if (isSweepOver(sweep.state)) return sweep;
     await this.setSweepState(sweep, 'stopped', 'stopped by user');
+    await this.withLock(sweepId, () => this.endPreempted(sweep, 'sweep stopped by user while the trial was preempted'));
     for (const t of sweep.trials) if (t.state === 'running') this.orderStop(t, 'sweep-over', 'sweep stopped by user');
     return sweep;
   }
@@ -241,6 +245,7 @@ export class SweepService {
         this.log.info('sweep cancelled', { sweep: sweepId });
       }
     }
+    await this.withLock(sweepId, () => this.endPreempted(sweep, 'sweep cancelled by user while the trial was preempted'));
     for (const t of sweep.trials) if (t.state === 'running') this.orderStop(t, 'sweep-over', 'sweep cancelled by user', 0);
     return sweep;
   }
@@ -298,10 +303,15 @@ export class SweepService {
 
       if (isSweepOver(sweep.state)) return { kind: 'done', reason: `sweep ${sweep.state}` };
       if (aggregate.targetReached) {
-        await this.finishIfIdle(sweep, TARGET_REASON);
+        await this.finishForTarget(sweep);
         return { kind: 'done', reason: TARGET_REASON };
       }
       if (sweep.state === 'paused') return { kind: 'retry', afterMs: PAUSED_POLL_MS };
+
+      // A preempted trial goes on before anything new starts: it is already counted, and its
+      // program resumes from its checkpoint.
+      const preempted = preemptedToResume(sweep);
+      if (preempted) return { kind: 'trial', trial: await this.resumeTrial(preempted, agentId), command, program };
 
       // Crashed trials were lost to their agent, not to their parameters: run those again first.
       const retry = crashedToRetry(sweep, this.maxCrashRetries);
@@ -357,6 +367,10 @@ export class SweepService {
       if (!ok) this.log.warn('trial ended before all its metrics arrived', { trial: c.trialId, seq: c.lastMetricSeq });
     }
     const { state, reason } = classifyEnd(c);
+    if (state === 'preempted') {
+      await this.preemptTrial(trial, reason, c);
+      return trial.state;
+    }
     await this.endTrial(trial, state, reason, c);
     const missing = this.requireAggregate(trial.sweepId).missingPoints(trial);
     if (missing > 0) this.log.warn('trial ended with metric points missing', { trial: trial.id, missing, declared: c.metricPoints });
@@ -364,45 +378,98 @@ export class SweepService {
   }
 
   /** Record a trial's end (once), then finish the sweep if nothing is left to run. */
-  private endTrial(
-    trial: TrialRecord,
-    state: TrialState,
-    reason: string,
-    c: Pick<TrialCompletion, 'exitCode' | 'signal' | 'argv' | 'stdoutTail' | 'stderrTail' | 'metricPoints' | 'droppedPoints' | 'lostReason'>,
-  ): Promise<void> {
+  private endTrial(trial: TrialRecord, state: TrialState, reason: string, c: EndReport): Promise<void> {
     return this.withLock(trial.sweepId, async () => {
       if (isTerminal(trial.state)) return;
-      await this.commit(
-        {
-          type: 'trial_ended',
-          sweepId: trial.sweepId,
-          trialId: trial.id,
-          at: this.now(),
-          state,
-          exitCode: c.exitCode,
-          // Within what replay accepts (EVENT_LIMITS): a longer reason would refuse the whole event.
-          signal: c.signal.slice(0, EVENT_LIMITS.maxLineChars),
-          reason: reason.slice(0, EVENT_LIMITS.maxLineChars),
-          argv: c.argv.slice(0, EVENT_LIMITS.maxArgv),
-          stdoutTail: c.stdoutTail.slice(-EVENT_LIMITS.maxTailLines),
-          stderrTail: c.stderrTail.slice(-EVENT_LIMITS.maxTailLines),
-          // A lost trial's agent does not know what the trial logged: held to its end time instead.
-          ...(c.metricPoints !== undefined && !c.lostReason ? { metricPoints: c.metricPoints, droppedPoints: c.droppedPoints ?? 0 } : {}),
-        },
-        `${trial.id}:ended`,
-      );
-      this.stopOrders.settle(trial);
+      await this.recordEnd(trial, state, reason, c);
       const aggregate = this.requireAggregate(trial.sweepId);
-      aggregate.stopMonitor?.ended(trial.id, state);
-      this.log.info('trial ended', { trial: trial.id, state, reason: reason || undefined });
       const sweep = aggregate.record;
-      if (aggregate.targetReached) return this.finishIfIdle(sweep, TARGET_REASON);
+      if (aggregate.targetReached) return this.finishForTarget(sweep);
       // A crash leaves work to redo (its retry), so it never finishes the sweep by itself.
       if (state === 'crashed' && crashedToRetry(sweep, this.maxCrashRetries)) return;
       const limit = aggregate.limit;
       if (aggregate.exhausted) await this.finishIfIdle(sweep, 'grid exhausted');
       else if (limit !== undefined && countedTrialsOf(sweep) >= limit) await this.finishIfIdle(sweep, aggregate.fullReason);
     });
+  }
+
+  /** Appends the trial's end; the caller holds the sweep's lock. */
+  private async recordEnd(trial: TrialRecord, state: TrialState, reason: string, c: EndReport): Promise<void> {
+    await this.commit(
+      {
+        type: 'trial_ended',
+        sweepId: trial.sweepId,
+        trialId: trial.id,
+        at: this.now(),
+        state,
+        exitCode: c.exitCode,
+        // Within what replay accepts (EVENT_LIMITS): a longer reason would refuse the whole event.
+        signal: c.signal.slice(0, EVENT_LIMITS.maxLineChars),
+        reason: reason.slice(0, EVENT_LIMITS.maxLineChars),
+        argv: c.argv.slice(0, EVENT_LIMITS.maxArgv),
+        stdoutTail: c.stdoutTail.slice(-EVENT_LIMITS.maxTailLines),
+        stderrTail: c.stderrTail.slice(-EVENT_LIMITS.maxTailLines),
+        // A lost trial's agent does not know what the trial logged: held to its end time instead.
+        ...(c.metricPoints !== undefined && !c.lostReason ? { metricPoints: c.metricPoints, droppedPoints: c.droppedPoints ?? 0 } : {}),
+      },
+      `${trial.id}:ended`,
+    );
+    this.stopOrders.settle(trial);
+    this.requireAggregate(trial.sweepId).stopMonitor?.ended(trial.id, state);
+    this.log.info('trial ended', { trial: trial.id, state, reason: reason || undefined });
+  }
+
+  /**
+   * The trial's host was taken back: the trial waits, under its id, for the next agent that asks
+   * (a preemption is no crash and spends no crash retry). A sweep that hands out nothing more
+   * (stopped, cancelled, `metric.target` reached) ends it as stopped instead.
+   */
+  private preemptTrial(trial: TrialRecord, reason: string, c: TrialCompletion): Promise<void> {
+    return this.withLock(trial.sweepId, async () => {
+      if (trial.state !== 'running') return;
+      await this.commit(
+        {
+          type: 'trial_preempted',
+          sweepId: trial.sweepId,
+          trialId: trial.id,
+          at: this.now(),
+          reason: reason.slice(0, EVENT_LIMITS.maxLineChars),
+          lastMetricSeq: c.lastMetricSeq,
+          stdoutTail: c.stdoutTail.slice(-EVENT_LIMITS.maxTailLines),
+          stderrTail: c.stderrTail.slice(-EVENT_LIMITS.maxTailLines),
+          ...(c.metricPoints !== undefined ? { metricPoints: c.metricPoints, droppedPoints: c.droppedPoints ?? 0 } : {}),
+        },
+        `${trial.id}:preempted:${trial.preemptions + 1}`,
+      );
+      this.stopOrders.settle(trial);
+      this.log.info('trial preempted; it continues on the next agent that asks', { trial: trial.id, reason });
+      const aggregate = this.requireAggregate(trial.sweepId);
+      if (isSweepOver(aggregate.record.state)) await this.endPreempted(aggregate.record, `sweep ${aggregate.record.state} while the trial was preempted`);
+      else if (aggregate.targetReached) await this.finishForTarget(aggregate.record);
+    });
+  }
+
+  /** Continues a preempted trial on this agent: same id, parameters and metric history. */
+  private async resumeTrial(trial: TrialRecord, agentId: string): Promise<TrialRecord> {
+    await this.commit(
+      { type: 'trial_resumed', sweepId: trial.sweepId, trialId: trial.id, at: this.now(), agentId },
+      `${trial.id}:resumed:${trial.preemptions}`,
+    );
+    this.log.info('trial continued', { trial: trial.id, agent: agentId, run: trial.preemptions + 1 });
+    return trial;
+  }
+
+  /** Preempted trials that will not be continued end stopped; the caller holds the sweep's lock. */
+  private async endPreempted(sweep: SweepRecord, reason: string): Promise<void> {
+    for (const t of sweep.trials) {
+      if (t.state === 'preempted') await this.recordEnd(t, 'stopped', reason, { exitCode: null, signal: '', argv: [], stdoutTail: t.stdoutTail, stderrTail: t.stderrTail });
+    }
+  }
+
+  /** `metric.target` was reached: preempted trials are not continued, and the sweep finishes once nothing runs. */
+  private async finishForTarget(sweep: SweepRecord): Promise<void> {
+    await this.endPreempted(sweep, `${TARGET_REASON} while the trial was preempted`);
+    await this.finishIfIdle(sweep, TARGET_REASON);
   }
 
   // ---- metrics ------------------------------------------------------------------------------
@@ -455,7 +522,7 @@ export class SweepService {
     if (!reached) return;
     const sweep = aggregate.record;
     this.log.info('metric target reached', { sweep: sweep.id, trial: trial.id, ...reached });
-    void this.withLock(sweep.id, () => this.finishIfIdle(sweep, TARGET_REASON)).catch((err) =>
+    void this.withLock(sweep.id, () => this.finishForTarget(sweep)).catch((err) =>
       this.log.warn('could not finish the sweep', { sweep: sweep.id, error: String(err) }),
     );
   }
@@ -503,7 +570,7 @@ export class SweepService {
 
   /** True once the sweep will never change again. */
   isSettled(sweep: SweepRecord): boolean {
-    return isSweepOver(sweep.state) && !hasRunning(sweep);
+    return isSweepOver(sweep.state) && !hasUnfinished(sweep);
   }
 
   // ---- internals ----------------------------------------------------------------------------
@@ -529,7 +596,8 @@ export class SweepService {
 
   private async finishIfIdle(sweep: SweepRecord, reason: string): Promise<void> {
     if (sweep.state !== 'running' && sweep.state !== 'paused') return;
-    if (hasRunning(sweep)) return;
+    // Preempted trials will be continued: the sweep is not done with them.
+    if (hasUnfinished(sweep)) return;
     await this.setSweepState(sweep, 'finished', reason);
   }
 

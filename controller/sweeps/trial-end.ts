@@ -22,6 +22,11 @@ export interface TrialCompletion {
   droppedPoints?: number;
   /** The agent's full report was refused; this one is what it could send: the trial failed, for this reason. */
   reportError?: string;
+  /**
+   * The agent's host was being taken back (Slurm's warning signal before a time limit or a
+   * preemption) and the agent told the trial to checkpoint and stop, for this reason.
+   */
+  preemptedReason?: string;
 }
 
 /** A trial that died of CUDA running out of memory, recognised from its stderr (PyTorch, TF, JAX, raw CUDA). */
@@ -29,13 +34,16 @@ const GPU_OOM = /CUDA out of memory|OutOfMemoryError|CUDA error: out of memory|C
 
 /** The end state of a trial from what its agent reported. */
 export function classifyEnd(
-  c: Pick<TrialCompletion, 'exitCode' | 'signal' | 'startError' | 'stoppedReason' | 'stderrTail' | 'lostReason' | 'reportError'>,
+  c: Pick<TrialCompletion, 'exitCode' | 'signal' | 'startError' | 'stoppedReason' | 'stderrTail' | 'lostReason' | 'reportError' | 'preemptedReason'>,
 ): {
   state: TrialState;
   reason: string;
 } {
   if (c.lostReason) return { state: 'crashed', reason: c.lostReason };
   if (c.reportError) return { state: 'failed', reason: c.reportError };
+  // W&B's contract: a preempted program that still exits 0 has finished; any other end is a
+  // preemption, and the trial is continued (under the same id) by the next agent.
+  if (c.preemptedReason && c.exitCode !== 0) return { state: 'preempted', reason: c.preemptedReason };
   if (c.stoppedReason) return { state: 'stopped', reason: c.stoppedReason };
   if (c.startError) return { state: 'failed', reason: `could not start: ${c.startError}` };
   if (c.exitCode === 0) return { state: 'finished', reason: '' };

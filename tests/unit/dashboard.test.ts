@@ -175,7 +175,7 @@ describe('the views rank as the API does', () => {
     await end(good);
     const snapshot = sweepSnapshot(service, sweep, 0);
     expect(snapshot.trialStates).toEqual(TRIAL_STATES);
-    expect(snapshot.rankableStates).toEqual(['running', 'finished', 'stopped']);
+    expect(snapshot.rankableStates).toEqual(['running', 'preempted', 'finished', 'stopped']);
     expect(snapshot.sweep).toMatchObject({ bestValue: 0.5, bestTrialId: good });
     expect(Object.keys(snapshot.trials[0])).toEqual([
       'id', 'number', 'state', 'bestValue', 'lastValue', 'lastStep', 'points', 'createdAt', 'startedAt', 'endedAt', 'agentId', 'gpu', 'gpuUtil', 'gpuMemoryMb', 'reason', 'params',

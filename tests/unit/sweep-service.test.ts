@@ -190,6 +190,49 @@ describe('SweepService', () => {
     expect(sweep).toMatchObject({ state: 'finished', finishReason: 'metric.target reached' });
   });
 
+  it('continues a preempted trial under its id on the next agent: counted once, no crash retry spent, metrics appended', async () => {
+    const { service, log } = setup({ maxCrashRetries: 0 });
+    const sweep = await service.createSweep('method: grid\nmetric: {name: loss}\nrun_cap: 2\nparameters:\n  a: {values: [1, 2, 3]}\n');
+    const t1 = await ask(service, 'a1', sweep.id);
+    const batch = (seq: number, loss: number) => ({ sweepId: sweep.id, trialId: t1.id, seq, points: [{ step: null, t: 0, values: { loss } }] });
+    expect(service.admitMetrics('a1', batch(1, 5))).toBeNull();
+    service.onMetrics(batch(1, 5));
+    const preempted = { exitCode: null, signal: 'SIGTERM', preemptedReason: 'received SIGUSR1', lastMetricSeq: 1, metricPoints: 1, droppedPoints: 0 };
+    expect(await service.completeTrial(done('a1', t1.id, preempted))).toBe('preempted');
+    expect(service.getTrial(t1.id)).toMatchObject({ state: 'preempted', reason: 'received SIGUSR1', preemptions: 1, firstMetricSeq: 2 });
+    // The next agent to ask continues it, before any new trial.
+    const again = await ask(service, 'a2', sweep.id);
+    expect(again).toMatchObject({ id: t1.id, paramsJson: t1.paramsJson, agentId: 'a2', state: 'running' });
+    // Its batches go on from seq 2, and only the new holder may send them.
+    expect(service.admitMetrics('a1', batch(2, 3))).toBe('not_holder');
+    expect(service.admitMetrics('a2', batch(2, 3))).toBeNull();
+    service.onMetrics(batch(2, 3));
+    expect(await service.completeTrial(done('a2', t1.id, { lastMetricSeq: 2, metricPoints: 1, droppedPoints: 0 }))).toBe('finished');
+    // Both runs' points count for the one trial: none missing, best of both, rows continued.
+    expect(service.trialView(service.getTrial(t1.id))).toMatchObject({ bestValue: 3, points: 2, lastStep: 1, missingPoints: 0 });
+    // run_cap 2 counts the trial once: one more trial, then the sweep is finished.
+    const t2 = await ask(service, 'a1', sweep.id);
+    expect(t2.id).toBe(`${sweep.id}-2`);
+    await service.completeTrial(done('a1', t2.id));
+    expect(sweep).toMatchObject({ state: 'finished', finishReason: 'run_cap 2 reached' });
+    // A restarted controller rebuilds the same trial from the log.
+    const replayed = new SweepService({ eventLog: log });
+    await replayed.init();
+    expect(replayed.getTrial(t1.id)).toMatchObject({ state: 'finished', preemptions: 1, agentId: 'a2', declaredPoints: 2, firstMetricSeq: 2 });
+  });
+
+  it('a preempted program that still exits 0 has finished (W&B); a stopped sweep does not continue a preempted trial', async () => {
+    const { service } = setup();
+    const sweep = await service.createSweep(GRID);
+    const t1 = await ask(service, 'a1', sweep.id);
+    const t2 = await ask(service, 'a2', sweep.id);
+    expect(await service.completeTrial(done('a1', t1.id, { preemptedReason: 'received SIGUSR1' }))).toBe('finished');
+    expect(await service.completeTrial(done('a2', t2.id, { exitCode: 143, preemptedReason: 'received SIGUSR1' }))).toBe('preempted');
+    await service.stopSweep(sweep.id);
+    expect(service.getTrial(t2.id)).toMatchObject({ state: 'stopped', reason: 'sweep stopped by user while the trial was preempted' });
+    expect(service.isSettled(sweep)).toBe(true);
+  });
+
   it('refuses configs with too many parameters', async () => {
     const { service } = setup();
     const params = Array.from({ length: 1001 }, (_, i) => `  p${i}: {value: 1}`).join('\n');

@@ -49,6 +49,10 @@ function trialRecord(number: number, extra: Partial<TrialRecord> = {}): TrialRec
     history: [],
     declaredPoints: null,
     droppedPoints: 0,
+    preemptions: 0,
+    carriedPoints: 0,
+    carriedDropped: 0,
+    firstMetricSeq: 1,
     ...extra,
   };
 }

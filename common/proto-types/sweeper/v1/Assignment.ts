@@ -14,6 +14,12 @@ export interface Assignment {
    */
   'command'?: (string)[];
   'program'?: (string);
+  /**
+   * The trial was preempted and continues here: the program gets SWEEPER_RESUME=1 (and its
+   * checkpoint folder, as on every run), and its metric batches go on from first_metric_seq.
+   */
+  'resume'?: (boolean);
+  'firstMetricSeq'?: (number);
 }
 
 export interface Assignment__Output {
@@ -28,4 +34,10 @@ export interface Assignment__Output {
    */
   'command': (string)[];
   'program': (string);
+  /**
+   * The trial was preempted and continues here: the program gets SWEEPER_RESUME=1 (and its
+   * checkpoint folder, as on every run), and its metric batches go on from first_metric_seq.
+   */
+  'resume': (boolean);
+  'firstMetricSeq': (number);
 }

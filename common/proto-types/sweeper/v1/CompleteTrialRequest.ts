@@ -49,6 +49,12 @@ export interface CompleteTrialRequest {
    * and this is what the agent could send instead: the trial ends failed, with this reason.
    */
   'reportError'?: (string);
+  /**
+   * Set when the agent's host was being taken back (Slurm's warning signal before a time limit
+   * or a preemption) and the agent told the trial to checkpoint and stop: unless the program
+   * still exited 0, the trial is preempted and continued, under its id, by the next agent.
+   */
+  'preemptedReason'?: (string);
   '_exitCode'?: "exitCode";
   '_metricPoints'?: "metricPoints";
 }
@@ -100,6 +106,12 @@ export interface CompleteTrialRequest__Output {
    * and this is what the agent could send instead: the trial ends failed, with this reason.
    */
   'reportError': (string);
+  /**
+   * Set when the agent's host was being taken back (Slurm's warning signal before a time limit
+   * or a preemption) and the agent told the trial to checkpoint and stop: unless the program
+   * still exited 0, the trial is preempted and continued, under its id, by the next agent.
+   */
+  'preemptedReason': (string);
   '_exitCode'?: "exitCode";
   '_metricPoints'?: "metricPoints";
 }

@@ -182,7 +182,9 @@ class Run:
 
     @property
     def resumed(self):
-        return False
+        # A preempted trial continued by another agent: same run id, SWEEPER_RESUME=1, and its
+        # checkpoints in SWEEPER_CHECKPOINT_DIR.
+        return os.environ.get("SWEEPER_RESUME") == "1" and os.environ.get("SWEEPER_TRIAL_ID") == self.id
 
     @property
     def offline(self):
@@ -311,7 +313,9 @@ class Run:
     join = finish
 
     def mark_preempting(self):
-        """Recorded in wandb-metadata.json; Sweeper has no preemption state to give the trial."""
+        """Recorded in wandb-metadata.json. Under a Sweeper agent preemption comes from the host
+        (SIGUSR1, then SIGTERM): the agent reports the trial preempted unless it exits 0, and the
+        controller continues it under this run's id with ``resumed`` true."""
         self._preempting = True
         self._write_metadata()
 
