@@ -208,9 +208,15 @@ export function removeCommandFiles(cmd: BuiltCommand): void {
   }
 }
 
+/**
+ * The agent's own credentials (the controller's API token, NATS's): a trial program needs
+ * neither, and with them it could act on sweeps as the agent may not (least privilege).
+ */
+const AGENT_SECRETS: ReadonlySet<string> = new Set(['SWEEPER_TOKEN', 'SWEEPER_NATS_USER', 'SWEEPER_NATS_PASSWORD', 'SWEEPER_NATS_TOKEN']);
+
 function childEnv(baseEnv: NodeJS.ProcessEnv, opts: BuildCommandOptions, sweepParamPath: string): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(baseEnv)) if (v !== undefined) env[k] = v;
+  for (const [k, v] of Object.entries(baseEnv)) if (v !== undefined && !AGENT_SECRETS.has(k)) env[k] = v;
   env.SWEEPER_SWEEP_ID = opts.sweepId;
   env.SWEEPER_TRIAL_ID = opts.trialId;
   env.SWEEPER_PARAMS = stringifyTyped(opts.params);

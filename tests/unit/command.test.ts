@@ -42,6 +42,15 @@ const PARAMS: Params = {
 };
 
 describe('buildCommand', () => {
+  it("keeps the agent's own credentials from the trial, and tells a continued run it resumes", () => {
+    const secrets = { SWEEPER_TOKEN: 'api', SWEEPER_NATS_USER: 'u', SWEEPER_NATS_PASSWORD: 'p', SWEEPER_NATS_TOKEN: 'n', SWEEPER_RESUME: '1' };
+    const first = build({ params: { lr: 1 }, env: { ...env(), ...secrets }, checkpointDir: '/ckpt/sw1/t1' });
+    for (const k of ['SWEEPER_TOKEN', 'SWEEPER_NATS_USER', 'SWEEPER_NATS_PASSWORD', 'SWEEPER_NATS_TOKEN', 'SWEEPER_RESUME', 'WANDB_RESUME']) expect(first.env[k]).toBeUndefined();
+    expect(first.env.SWEEPER_CHECKPOINT_DIR).toBe('/ckpt/sw1/t1');
+    const again = build({ params: { lr: 1 }, checkpointDir: '/ckpt/sw1/t1', resume: true });
+    expect([again.env.SWEEPER_RESUME, again.env.WANDB_RESUME, again.env.WANDB_RUN_ID, again.env.SWEEPER_CHECKPOINT_DIR]).toEqual(['1', 'allow', 't1', '/ckpt/sw1/t1']);
+  });
+
   it('expands the default command as wandb does, with values as Python str() writes them', () => {
     const { argv } = build({ params: PARAMS });
     expect(argv).toEqual([
