@@ -9,6 +9,7 @@ import { DEFAULT_GPU_SAMPLE_MS, DEFAULT_GRACE_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS, 
 import { runAgentCommand } from './commands/agent.js';
 import { runBundle } from './commands/bundle.js';
 import { runCreate, runLogs, runLs, runStats, runSweepControl } from './commands/client.js';
+import { addLaunchCommands } from './commands/launch.js';
 import { runLocal } from './commands/local.js';
 import { runNatsAuth } from './commands/nats-auth.js';
 import { runOpen } from './commands/open.js';
@@ -176,6 +177,7 @@ export function buildProgram(): Command {
       runSweepControl(name, sweepId, o),
     );
   }
+  addLaunchCommands(program);
   return program;
 }
 

@@ -68,7 +68,7 @@ describe('preemption', () => {
     expect(trial.lastStep).toBe(59);
     expect(trial.missingPoints).toBe(0);
     const runs = readFileSync(join(checkpoints, sweep.id, running.id, 'runs.log'), 'utf8').trim().split('\n');
-    expect(runs).toEqual(['resume=0 start=0 wandb_resume=', `resume=1 start=${pointsBefore} wandb_resume=allow`]);
+    expect(runs).toEqual(['resume=0 start=0 wandb_resume= task=', `resume=1 start=${pointsBefore} wandb_resume=allow task=`]);
     const detail = await stack.client.getTrial(running.id);
     expect(detail.history.map((h) => h.state)).toEqual(['running', 'preempted', 'running', 'finished']);
   });
