@@ -106,6 +106,8 @@ export class Agent {
   private preemptReason?: string;
   /** Trials told to checkpoint, with the timer that stops them after --preempt-grace. */
   private readonly preempting = new Map<string, NodeJS.Timeout>();
+  /** Trials that said they are being preempted (`mark_preempting`), whatever this agent was told. */
+  private readonly selfPreempted = new Set<string>();
   private trialsRun = 0;
   private readonly startedAt = Date.now();
   private failuresInARow = 0;
@@ -524,6 +526,7 @@ export class Agent {
         cwd: this.config.cwd,
         onPoint: (p) => this.publisher!.add(a.trialId, p),
         onMalformed: () => this.publisher!.noteMalformed(a.trialId),
+        onPreempting: () => this.selfPreempted.add(a.trialId),
         signal: stop.signal,
         graceMs: this.config.graceMs,
         orphanGraceMs: this.config.graceMs,
@@ -543,7 +546,8 @@ export class Agent {
       clearTimeout(this.preempting.get(a.trialId));
     }
     // Told to checkpoint: reported as preempted (the controller decides by the exit code, as W&B).
-    const preempted = this.preempting.delete(a.trialId);
+    const preemptedByHost = this.preempting.delete(a.trialId);
+    const preempted = this.selfPreempted.delete(a.trialId) || preemptedByHost;
     const lastSeq = await this.flushTrial(a.trialId);
     const points = this.publisher!.pointCounts(a.trialId);
     const stoppedReason = result.stoppedBy && !preempted ? stopText(result.stoppedBy) : '';
@@ -568,7 +572,7 @@ export class Agent {
       argv,
       metricPoints: points.captured,
       droppedPoints: points.dropped,
-      preemptedReason: preempted ? this.preemptReason : '',
+      preemptedReason: preempted ? (this.preemptReason ?? 'the trial marked itself preempting (mark_preempting)') : '',
     });
     return !preempted && !result.stoppedBy && (result.startError !== undefined || result.exitCode !== 0);
   }

@@ -12,7 +12,9 @@ import { type ParamValue, Float, parseTypedJson } from '../domain/values.js';
 export type MetricLine =
   | { kind: 'metrics'; step: number | null; values: Record<string, number>; invalid: Record<string, string> }
   | { kind: 'none' }
-  | { kind: 'malformed' };
+  | { kind: 'malformed' }
+  /** The program says it is being preempted (`sweeper.mark_preempting()`, W&B's `run.mark_preempting()`). */
+  | { kind: 'preempting' };
 
 export const METRIC_NAME = /^[A-Za-z_][A-Za-z0-9_./-]*$/;
 const TOKEN = /^([A-Za-z_][A-Za-z0-9_./-]*)=(.*)$/s;
@@ -24,6 +26,7 @@ const MAX_INVALID_TEXT = 100;
 
 const NONE: MetricLine = { kind: 'none' };
 const MALFORMED: MetricLine = { kind: 'malformed' };
+const PREEMPTING: MetricLine = { kind: 'preempting' };
 
 export function parseMetricLine(line: string): MetricLine {
   const text = line.trim();
@@ -69,7 +72,8 @@ export function parseMetricLine(line: string): MetricLine {
  * One record from the metrics fd: `{"step": 3 | null, "values": {"loss": 0.25, "acc": "NaN"}}`.
  * Finite numbers are values; anything else the helper let through (NaN written as a string,
  * a string, a boolean) is recorded under `invalid` with its text. Names are free-form here, as in
- * wandb.log, within the wire's length limit. An empty line is `none`.
+ * wandb.log, within the wire's length limit. An empty line is `none`; `{"preempting": true}` is the
+ * program saying it is being preempted.
  */
 export function parseHelperRecord(line: string): MetricLine {
   const text = line.trim();
@@ -80,6 +84,7 @@ export function parseHelperRecord(line: string): MetricLine {
   } catch {
     return MALFORMED;
   }
+  if (isObject(record) && record.preempting === true && record.values === undefined) return PREEMPTING;
   if (!isObject(record) || !isObject(record.values)) return MALFORMED;
 
   let step: number | null = null;

@@ -47,6 +47,8 @@ export interface TrialOptions {
   /** Called synchronously for every point read; keep it cheap (queue, don't publish inline). */
   onPoint?: (point: MetricPoint) => void;
   onMalformed?: (source: 'stdout' | 'metrics-fd', line: string) => void;
+  /** The program marked itself preempting (a helper record): if it exits non-zero, it is continued later. */
+  onPreempting?: () => void;
   /** Every stdout and stderr line, for forwarding to a log. */
   onOutput?: (stream: 'stdout' | 'stderr', line: string) => void;
   /**
@@ -325,6 +327,10 @@ export class TrialProcess {
 
   private take(parsed: MetricLine, source: 'stdout' | 'metrics-fd', line: string): void {
     if (parsed.kind === 'none') return;
+    if (parsed.kind === 'preempting') {
+      this.callback(() => this.opts.onPreempting?.());
+      return;
+    }
     if (parsed.kind === 'malformed') {
       this.malformedLines++;
       this.callback(() => this.opts.onMalformed?.(source, line));

@@ -72,4 +72,24 @@ describe('preemption', () => {
     const detail = await stack.client.getTrial(running.id);
     expect(detail.history.map((h) => h.state)).toEqual(['running', 'preempted', 'running', 'finished']);
   });
+  it('a trial that marks itself preempting and exits non-zero is continued, as W&B requeues it', async () => {
+    const text = readFileSync(join(SWEEPS, 'self-preempt.yaml'), 'utf8');
+    const sweep = await stack.client.createSweep(text, 'self-preempt.yaml');
+    const only = agent(sweep.id);
+    const finished = collect(only, 90_000);
+    const done = await waitSettled(stack.client, sweep.id, 90_000);
+    expect((await finished).code).toBe(0);
+    expect(done.trials.map((t) => t.state)).toEqual(['finished']);
+    const trial = done.trials[0];
+    expect(trial.points).toBe(20);
+    const detail = await stack.client.getTrial(trial.id);
+    expect(detail.history.map((h) => [h.state, h.reason])).toEqual([
+      ['running', expect.any(String)],
+      ['preempted', 'the trial marked itself preempting (mark_preempting)'],
+      ['running', expect.any(String)],
+      ['finished', ''],
+    ]);
+    const runs = readFileSync(join(checkpoints, sweep.id, trial.id, 'runs.log'), 'utf8').trim().split('\n');
+    expect(runs).toEqual(['resume=0 start=0 wandb_resume= task=', 'resume=1 start=5 wandb_resume=allow task=']);
+  });
 });

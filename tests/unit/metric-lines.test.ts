@@ -104,6 +104,12 @@ describe('parseMetricLine', () => {
 });
 
 describe('parseHelperRecord', () => {
+  it('reads the preempting mark, and only as a record of its own', () => {
+    expect(parseHelperRecord('{"preempting": true}')).toEqual({ kind: 'preempting' });
+    expect(parseHelperRecord('{"preempting": false}')).toEqual({ kind: 'malformed' });
+    expect(parseHelperRecord('{"preempting": true, "values": {"loss": 1}}')).toEqual(metrics({ loss: 1 }, null));
+  });
+
   it('reads a record with and without a step', () => {
     expect(parseHelperRecord('{"step": 3, "values": {"loss": 0.25, "acc": 1}}')).toEqual(metrics({ loss: 0.25, acc: 1 }, 3));
     expect(parseHelperRecord('{"step": null, "values": {"loss": 0.25}}\r')).toEqual(metrics({ loss: 0.25 }));

@@ -64,6 +64,15 @@ def log(values, step=None):
         print(" ".join(parts), flush=True)
 
 
+def mark_preempting():
+    """Tell the agent this trial is being preempted (its host is going away): if the program then
+    exits non-zero, the trial is continued later, under the same id, with SWEEPER_RESUME=1 and
+    the same SWEEPER_CHECKPOINT_DIR, instead of counting as failed. W&B's ``run.mark_preempting``."""
+    fd = os.environ.get("SWEEPER_METRICS_FD")
+    if fd:
+        _write_all(int(fd), b'{"preempting": true}\n')
+
+
 def _send_record(fd, step, row):
     """One metrics-fd record; also used by Sweeper's wandb module and its bridge to a real wandb."""
     record = {"step": step, "values": {k: _json_number(v) for k, v in row.items()}}

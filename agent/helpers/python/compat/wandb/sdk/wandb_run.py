@@ -25,6 +25,7 @@ import threading
 import time
 
 import wandb
+import sweeper
 from sweeper import _wandb_rows
 from sweeper._wandb_rows import termwarn
 from wandb.sdk.data_types.base_types.wb_value import WBValue
@@ -313,11 +314,12 @@ class Run:
     join = finish
 
     def mark_preempting(self):
-        """Recorded in wandb-metadata.json. Under a Sweeper agent preemption comes from the host
-        (SIGUSR1, then SIGTERM): the agent reports the trial preempted unless it exits 0, and the
-        controller continues it under this run's id with ``resumed`` true."""
+        """As in W&B: if the program then exits non-zero, the run is requeued. Under a Sweeper agent
+        the trial is reported preempted and continued, under this run's id with ``resumed`` true,
+        by the next agent (a host's own preemption, SIGUSR1 then SIGTERM, does the same)."""
         self._preempting = True
         self._write_metadata()
+        sweeper.mark_preempting()
 
     def save(self, glob_str=None, base_path=None, policy="live"):
         return []
