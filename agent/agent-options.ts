@@ -33,7 +33,10 @@ export interface AgentOptions {
   graceMs?: number;
   /** Where trials run, one at a time each: GPUs (with --gpus) or plain slots (--parallel). Default: one plain slot. */
   slots?: Slot[];
-  /** How often GPU metrics are sampled while trials run. Default DEFAULT_GPU_SAMPLE_MS (5 s). */
+  /**
+   * How often system metrics are sampled while trials run: each trial's CPU and memory
+   * (proc-sampler.ts) and, with GPUs, its GPU's. Default DEFAULT_GPU_SAMPLE_MS (5 s).
+   */
   gpuSampleMs?: number;
   /**
    * Flapping protection, as W&B's agent has: this many failed trials in a row within the agent's

@@ -34,7 +34,9 @@ import { buildCommand, CommandError } from './command.js';
 import type { Slot } from './gpus.js';
 import { sampleGpus } from './gpus.js';
 import { OneInFlight } from './one-in-flight.js';
+import { procAvailable, ProcSampler } from './proc-sampler.js';
 import { MetricPublisher } from './publisher.js';
+import { OutputPublisher } from './output-publisher.js';
 import { MetricSpool, type RecoveredTrial, type SpoolIdentity } from './spool.js';
 import { orderedStop, SHUTDOWN, stopText, type StopReason } from './stop-reason.js';
 import type { TrialProcess, TrialResult } from './trial-process.js';
@@ -96,6 +98,8 @@ export class Agent {
   private readonly patience = new AbortController();
   private nc?: NatsConnection;
   private publisher?: MetricPublisher;
+  /** What running trials print, live (output-publisher.ts). */
+  private output?: OutputPublisher;
   private spool?: MetricSpool;
   private controlSub?: Subscription;
   private heartbeatTimer?: NodeJS.Timeout;
@@ -117,6 +121,10 @@ export class Agent {
   private readonly assigned = new Set<string>();
   private gpuTimer?: NodeJS.Timeout;
   private gpuSamples?: OneInFlight;
+  /** CPU and memory of each running trial's process tree (proc-sampler.ts). */
+  private procSampler?: ProcSampler;
+  private procTimer?: NodeJS.Timeout;
+  private procSamples?: OneInFlight;
   private adoptTimer?: NodeJS.Timeout;
   /** This process's own NATS key: the controller signs a JWT for it, bound to our subjects. */
   private readonly natsKey = nkeys.createUser();
@@ -276,6 +284,7 @@ export class Agent {
       this.spool = new MetricSpool({ dir: this.config.spoolDir, sweepId, log: this.log.child('spool'), identity });
     }
     this.publisher = new MetricPublisher({ nc: this.nc, sweepId, agentId: this.agentId, log: this.log.child('metrics'), journal: this.spool });
+    this.output = new OutputPublisher({ nc: this.nc, sweepId, agentId: this.agentId, log: this.log.child('output') });
     this.adoptOrphanedMetrics();
     // Agents of this host that die while we run leave journals too: look again now and then.
     if (this.spool) this.adoptTimer = setInterval(() => this.adoptOrphanedMetrics(), ADOPT_INTERVAL_MS);
@@ -295,6 +304,7 @@ export class Agent {
     }
 
     if (this.config.slots.some((s) => s.gpu)) this.startGpuSampling();
+    this.startProcSampling();
     // One loop per slot; the agent is done when every slot is.
     const reasons = await Promise.all(this.config.slots.map((slot) => this.slotLoop(slot)));
     return reasons[0];
@@ -462,6 +472,37 @@ export class Agent {
     this.gpuTimer.unref();
   }
 
+  /**
+   * CPU % (100 = one core) and resident memory (MiB) of each running trial's process tree, as
+   * system metrics, at the GPU sampling interval; each trial's first sample has its CPU since it
+   * started (runTrial tells the sampler). One pass over /proc at a time, as for nvidia-smi.
+   */
+  private startProcSampling(): void {
+    if (!procAvailable()) {
+      this.log.debug('no /proc on this host: no CPU and memory samples of trials');
+      return;
+    }
+    const sampler = new ProcSampler();
+    this.procSampler = sampler;
+    const sample = async () => {
+      const roots = new Map<string, number>();
+      for (const [trialId, trial] of this.running) if (trial.proc.pid !== undefined) roots.set(trialId, trial.proc.pid);
+      const trees = await sampler.sample(roots);
+      const t = Date.now();
+      for (const [trialId, tree] of trees) {
+        // Ended while /proc was read: its points are flushed already.
+        if (!this.running.has(trialId)) continue;
+        const values: Record<string, number> = { 'system/memory.rss_mb': tree.rssMb };
+        if (tree.cpuPercent !== undefined) values['system/cpu.percent'] = tree.cpuPercent;
+        this.publisher?.add(trialId, { step: null, t, values, system: true });
+      }
+    };
+    const samples = new OneInFlight(sample, (err) => this.log.debug('CPU and memory sampling failed', { error: String(err) }));
+    this.procSamples = samples;
+    this.procTimer = setInterval(() => samples.request(), this.config.gpuSampleMs);
+    this.procTimer.unref();
+  }
+
   private async register(abort?: AbortSignal): Promise<ApiRegisterAgentResponse> {
     const reg = await withRetry(
       'register agent',
@@ -527,12 +568,14 @@ export class Agent {
         onPoint: (p) => this.publisher!.add(a.trialId, p),
         onMalformed: () => this.publisher!.noteMalformed(a.trialId),
         onPreempting: () => this.selfPreempted.add(a.trialId),
+        onOutput: (stream, line) => this.output?.add(a.trialId, stream, line),
         signal: stop.signal,
         graceMs: this.config.graceMs,
         orphanGraceMs: this.config.graceMs,
         logger: log,
       });
       this.running.set(a.trialId, { proc, stop });
+      if (proc.pid !== undefined) this.procSampler?.begin(a.trialId, proc.pid);
       // A shutdown (or preemption) that began while we were starting must reach this trial too.
       if (this.preemptReason !== undefined) this.preemptTrial(a.trialId);
       else if (this.shutdownController.signal.aborted) this.stopTrial(a.trialId, SHUTDOWN);
@@ -548,7 +591,7 @@ export class Agent {
     // Told to checkpoint: reported as preempted (the controller decides by the exit code, as W&B).
     const preemptedByHost = this.preempting.delete(a.trialId);
     const preempted = this.selfPreempted.delete(a.trialId) || preemptedByHost;
-    const lastSeq = await this.flushTrial(a.trialId);
+    const [lastSeq] = await Promise.all([this.flushTrial(a.trialId), this.finishOutput(a.trialId)]);
     const points = this.publisher!.pointCounts(a.trialId);
     const stoppedReason = result.stoppedBy && !preempted ? stopText(result.stoppedBy) : '';
     const outcome = result.startError
@@ -593,6 +636,17 @@ export class Agent {
       else this.log.error('metric points not published and lost (--no-spool)', { trial: trialId, unsent, error: String(err) });
       return publisher.ackedSeq(trialId);
     }
+  }
+
+  /** Sends the rest of the trial's live output, waiting a little for NATS; says what was dropped. */
+  private async finishOutput(trialId: string): Promise<void> {
+    if (!this.output) return;
+    const { sent, dropped, complete } = await this.output.finishTrial(trialId, { signal: this.patience.signal });
+    if (dropped.rate + dropped.backlog > 0) {
+      const why = { trial: trialId, sent, overRate: dropped.rate, whileNatsSlow: dropped.backlog };
+      this.log.warn('some output lines were not streamed live; the end report keeps the last ones', why);
+    }
+    if (!complete) this.log.debug('the last live output batch was not acknowledged in time', { trial: trialId });
   }
 
   /**
@@ -695,8 +749,11 @@ export class Agent {
     if (this.controllerWatch) clearInterval(this.controllerWatch);
     if (this.gpuTimer) clearInterval(this.gpuTimer);
     void this.gpuSamples?.stop();
+    if (this.procTimer) clearInterval(this.procTimer);
+    void this.procSamples?.stop();
     if (this.adoptTimer) clearInterval(this.adoptTimer);
     this.controlSub?.unsubscribe();
+    this.output?.close();
     try {
       await this.publisher?.close({ signal: this.patience.signal });
       this.spool?.close();

@@ -9,10 +9,16 @@
  * 3. Memory: the trials fill up to 1,000 steps each (1M points); controller RSS then.
  * 4. Restart: the controller is killed (SIGKILL) and started again on the same JetStream; time
  *    until it serves requests, and until it has replayed every point.
+ * 5. Live output: on that controller, a second sweep's trials log as in phase 2, first alone,
+ *    then while one of them prints --output-rate lines/s (default 10,000) through the agent's
+ *    live output publisher (agent/output-publisher.ts), with its default limits (most lines
+ *    dropped and counted) and with the limits lifted (every line streamed): what live output
+ *    costs the metric path, each run against the same baseline.
  *
  * Flags: --rate N (points/s offered in phase 2, default 60000), --seconds N (default 10),
  * --trials N (default 1000), --steps N (default 1000), --spool 0|1 (journal every point to the
- * agents' disk spool as `sweeper agent` does, default 1).
+ * agents' disk spool as `sweeper agent` does, default 1), --output-rate N (0 skips phase 5).
+ * A quick run: --seconds 3 --trials 100 --steps 100.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -20,6 +26,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NatsConnection } from 'nats';
+import type { OutputLimits } from '../agent/output-limits.js';
+import { OutputPublisher } from '../agent/output-publisher.js';
 import { MetricPublisher } from '../agent/publisher.js';
 import { MetricSpool } from '../agent/spool.js';
 import { SweeperClient, waitForController } from '../common/api-client.js';
@@ -35,6 +43,9 @@ const SECONDS = args.get('seconds') ?? 10;
 const TRIALS = args.get('trials') ?? 1000;
 const STEPS = args.get('steps') ?? 1000;
 const SPOOL = (args.get('spool') ?? 1) !== 0;
+const OUTPUT_RATE = args.get('output-rate') ?? 10_000;
+/** What phase 5's chatty trial prints: a typical training log line. */
+const OUTPUT_LINE = 'epoch 3 step 1234/5000: loss 0.4321 - acc 0.8765 - lr 0.001 - grad_norm 1.23';
 const AGENTS = 4;
 const BASELINE_POINTS = 20_000;
 
@@ -76,42 +87,6 @@ async function main(): Promise<void> {
     rows.push(['baseline: 1 JetStream msg per point, acks in flight', `${fmt(baselineRate)} points/s`, '']);
     say(`baseline ${fmt(baselineRate)} points/s`);
 
-    // ---- set up trials -------------------------------------------------------------------------
-    const sweep = await client.createSweep(
-      JSON.stringify({ method: 'random', run_cap: TRIALS, metric: { name: 'loss' }, program: 'train.py', parameters: { x: { min: 0.0, max: 1.0 } } }),
-      'bench.json',
-    );
-    const agentTrials: string[][] = Array.from({ length: AGENTS }, () => []);
-    for (let a = 0; a < AGENTS; a++) {
-      await client.registerAgent({ agentId: `bench-${a}`, sweepId: sweep.id, hostname: 'bench', pid: process.pid, slots: TRIALS });
-    }
-    for (let i = 0; i < TRIALS; i++) {
-      const res = await client.requestTrial(`bench-${i % AGENTS}`, sweep.id);
-      agentTrials[i % AGENTS].push(res.trial!.trialId);
-    }
-    const publishers: MetricPublisher[] = [];
-    for (let a = 0; a < AGENTS; a++) {
-      const nc = await connectNats(nats.url, { name: `bench-agent-${a}`, log: silentLogger });
-      conns.push(nc);
-      // Each simulated agent its own spool folder, as separate agent processes would have.
-      const journal = SPOOL ? new MetricSpool({ dir: join(dir, 'spool'), sweepId: sweep.id, log: silentLogger, pid: 1_000_000 + a }) : undefined;
-      publishers.push(new MetricPublisher({ nc, sweepId: sweep.id, agentId: `bench-${a}`, log: silentLogger, journal }));
-    }
-    const steps = new Map<string, number>();
-    let offered = 0;
-    const emit = (count: number) => {
-      const now = Date.now();
-      for (let k = 0; k < count; k++) {
-        const a = offered % AGENTS;
-        const list = agentTrials[a];
-        const trial = list[Math.floor(offered / AGENTS) % list.length];
-        const step = (steps.get(trial) ?? 0) + 1;
-        steps.set(trial, step);
-        publishers[a].add(trial, { step, t: now, values: { loss: 1 / step + Math.random() * 0.01, acc: 1 - 1 / step } });
-        offered++;
-      }
-    };
-    const flushAll = () => Promise.all(publishers.map((p, a) => Promise.all(agentTrials[a].map((id) => p.flushTrial(id)))));
     const waitApplied = async (target: number, timeoutMs: number) => {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
@@ -120,37 +95,96 @@ async function main(): Promise<void> {
         await sleep(50);
       }
     };
+    /** TRIALS trials of a new sweep on AGENTS simulated agents, each with its publisher. */
+    const startLoad = async (tag: string) => {
+      const sweep = await client.createSweep(
+        JSON.stringify({ method: 'random', run_cap: TRIALS, metric: { name: 'loss' }, program: 'train.py', parameters: { x: { min: 0.0, max: 1.0 } } }),
+        'bench.json',
+      );
+      const agentTrials: string[][] = Array.from({ length: AGENTS }, () => []);
+      for (let a = 0; a < AGENTS; a++) {
+        await client.registerAgent({ agentId: `${tag}-${a}`, sweepId: sweep.id, hostname: 'bench', pid: process.pid, slots: TRIALS });
+      }
+      for (let i = 0; i < TRIALS; i++) {
+        const res = await client.requestTrial(`${tag}-${i % AGENTS}`, sweep.id);
+        agentTrials[i % AGENTS].push(res.trial!.trialId);
+      }
+      const publishers: MetricPublisher[] = [];
+      const agentConns: NatsConnection[] = [];
+      for (let a = 0; a < AGENTS; a++) {
+        const nc = await connectNats(nats.url, { name: `${tag}-agent-${a}`, log: silentLogger });
+        conns.push(nc);
+        agentConns.push(nc);
+        // Each simulated agent its own spool folder, as separate agent processes would have.
+        const journal = SPOOL ? new MetricSpool({ dir: join(dir, `spool-${tag}`), sweepId: sweep.id, log: silentLogger, pid: 1_000_000 + a }) : undefined;
+        publishers.push(new MetricPublisher({ nc, sweepId: sweep.id, agentId: `${tag}-${a}`, log: silentLogger, journal }));
+      }
+      const steps = new Map<string, number>();
+      const load = {
+        sweep,
+        agentTrials,
+        agentConns,
+        offered: 0,
+        emit(count: number) {
+          const now = Date.now();
+          for (let k = 0; k < count; k++) {
+            const a = load.offered % AGENTS;
+            const list = agentTrials[a];
+            const trial = list[Math.floor(load.offered / AGENTS) % list.length];
+            const step = (steps.get(trial) ?? 0) + 1;
+            steps.set(trial, step);
+            publishers[a].add(trial, { step, t: now, values: { loss: 1 / step + Math.random() * 0.01, acc: 1 - 1 / step } });
+            load.offered++;
+          }
+        },
+        flushAll: () => Promise.all(publishers.map((p, a) => Promise.all(agentTrials[a].map((id) => p.flushTrial(id))))),
+        close: () => Promise.all(publishers.map((p) => p.close())),
+        /**
+         * RATE points/s for SECONDS, calling `onTick` on each tick; the points the controller
+         * applied per second over the phase, once everything offered has been applied.
+         */
+        async sustain(onTick?: (elapsedS: number) => void) {
+          const applied = (await client.getStats()).points;
+          const offeredBefore = load.offered;
+          const start = performance.now();
+          while (performance.now() - start < SECONDS * 1000) {
+            const elapsedS = (performance.now() - start) / 1000;
+            const due = offeredBefore + Math.floor(elapsedS * RATE);
+            if (due > load.offered) load.emit(due - load.offered);
+            onTick?.(elapsedS);
+            await sleep(10);
+          }
+          await load.flushAll();
+          const stats = await waitApplied(applied + load.offered - offeredBefore, 60_000);
+          const elapsed = (performance.now() - start) / 1000;
+          say(`ingested ${fmt(stats.points - applied)} of ${fmt(load.offered - offeredBefore)} points in ${elapsed.toFixed(1)}s`);
+          return { stats, rate: (stats.points - applied) / elapsed };
+        },
+      };
+      return load;
+    };
 
     // ---- 2. sustained rate ---------------------------------------------------------------------
+    const first = await startLoad('bench');
+    const { sweep, emit, flushAll } = first;
     say(`offering ${fmt(RATE)} points/s for ${SECONDS}s over ${TRIALS} trials`);
-    const start = performance.now();
-    const tickMs = 10;
-    while (performance.now() - start < SECONDS * 1000) {
-      const due = Math.floor(((performance.now() - start) / 1000) * RATE);
-      if (due > offered) emit(due - offered);
-      await sleep(tickMs);
-    }
-    const offeredPhase2 = offered;
-    await flushAll();
-    const s2 = await waitApplied(offeredPhase2, 60_000);
-    const elapsed2 = (performance.now() - start) / 1000;
-    const ingestRate = s2.points / elapsed2;
+    const { stats: s2, rate: ingestRate } = await first.sustain();
     rows.push([`Sweeper ingest, ${TRIALS} trials, ${fmt(RATE)} points/s offered, spool ${SPOOL ? 'on' : 'off'}`, `${fmt(ingestRate)} points/s`, '≥ 50,000']);
     rows.push(['  ratio to baseline', `${(ingestRate / baselineRate).toFixed(1)}×`, '']);
     rows.push(['  lag p50 (capture → controller)', `${s2.lagP50Ms.toFixed(0)} ms`, '']);
     rows.push(['  lag p99', `${s2.lagP99Ms.toFixed(0)} ms`, '< 1,000 ms']);
-    say(`ingested ${fmt(s2.points)} of ${fmt(offeredPhase2)} points in ${elapsed2.toFixed(1)}s`);
 
     // ---- 3. fill to STEPS per trial, then memory -----------------------------------------------
     const total = TRIALS * STEPS;
     say(`filling to ${fmt(total)} points`);
     const fillStart = performance.now();
-    while (offered < total) {
-      emit(Math.min(20_000, total - offered));
+    while (first.offered < total) {
+      emit(Math.min(20_000, total - first.offered));
       // Keep the publishers' buffers bounded: let them drain between chunks.
       await flushAll();
     }
-    await Promise.all(publishers.map((p) => p.close()));
+    await first.close();
+    const offered = first.offered;
     const s3 = await waitApplied(offered, 120_000);
     const fillRate = (s3.points - s2.points) / ((performance.now() - fillStart) / 1000);
     await sleep(1000);
@@ -182,6 +216,32 @@ async function main(): Promise<void> {
     const replayed = performance.now() - restartAt;
     rows.push([`restart after SIGKILL: serving ${TRIALS} trials again`, `${(served / 1000).toFixed(2)} s`, '< 5 s']);
     rows.push([`  every point replayed (${fmt(s5.points)})`, `${(replayed / 1000).toFixed(2)} s`, '']);
+
+    // ---- 5. live output ----------------------------------------------------------------------
+    if (OUTPUT_RATE > 0) {
+      const second = await startLoad('output');
+      const chatty = second.agentTrials[0][0];
+      say(`second sweep: ${fmt(RATE)} points/s for ${SECONDS}s, no output`);
+      const alone = await second.sustain();
+      rows.push([`live output: ${TRIALS} more trials, ${fmt(RATE)} points/s offered, no output`, `${fmt(alone.rate)} points/s`, '']);
+      const withOutput = async (label: string, limits: Partial<OutputLimits>) => {
+        const output = new OutputPublisher({ nc: second.agentConns[0], sweepId: second.sweep.id, agentId: 'output-0', log: silentLogger, limits });
+        let printed = 0;
+        say(`again, with ${chatty} printing ${fmt(OUTPUT_RATE)} lines/s (${label})`);
+        const { rate } = await second.sustain((elapsedS) => {
+          for (const due = Math.floor(elapsedS * OUTPUT_RATE); printed < due; printed++) output.add(chatty, printed % 10 === 9 ? 'stderr' : 'stdout', OUTPUT_LINE);
+        });
+        const done = await output.finishTrial(chatty, { timeoutMs: 30_000 });
+        output.close();
+        rows.push([`  with one trial printing ${fmt(OUTPUT_RATE)} lines/s, ${label}`, `${fmt(rate)} points/s`, '']);
+        rows.push(['    its lines streamed / dropped', `${fmt(done.sent)} / ${fmt(done.dropped.rate + done.dropped.backlog)}`, '']);
+      };
+      await withOutput('default limits (1,000 lines/s)', {});
+      await withOutput('limits lifted', { linesPerSecond: 1e9, bytesPerSecond: 1e12, maxPendingBytes: 256 * 1024 * 1024 });
+      await second.close();
+      const s6 = await client.getStats();
+      rows.push(['  controller RSS after', `${(s6.rssBytes / 1024 / 1024).toFixed(0)} MB`, '']);
+    }
 
     const w = [Math.max(...rows.map((r) => r[0].length)), Math.max(...rows.map((r) => r[1].length)), 10];
     const line = (r: [string, string, string]) => `${r[0].padEnd(w[0])}  ${r[1].padStart(w[1])}  ${r[2]}`;

@@ -8,6 +8,7 @@ import { Command, Option } from 'commander';
 import { DEFAULT_GPU_SAMPLE_MS, DEFAULT_GRACE_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS, DEFAULT_MAX_CRASH_RETRIES, DEFAULT_MAX_INITIAL_FAILURES, DEFAULT_PREEMPT_GRACE_MS } from '../domain/defaults.js';
 import { runAgentCommand } from './commands/agent.js';
 import { runBundle } from './commands/bundle.js';
+import { runExport } from './commands/export.js';
 import { runCreate, runLogs, runLs, runStats, runSweepControl } from './commands/client.js';
 import { addLaunchCommands } from './commands/launch.js';
 import { runLocal } from './commands/local.js';
@@ -124,7 +125,7 @@ export function buildProgram(): Command {
       .option('--gpus <spec>', 'run one trial per GPU at once: all, a count N, or indices such as 0,2,5 (honours CUDA_VISIBLE_DEVICES)')
       .option('--per-gpu <k>', 'trials per GPU at once (with --gpus)', positiveInt, 1)
       .option('--parallel <n>', 'trials at once on a host without GPUs', positiveInt, 1)
-      .addOption(durationOption('gpu-sample-interval', 'how often GPU utilisation, memory, temperature and power are recorded', { defaultMs: DEFAULT_GPU_SAMPLE_MS }))
+      .addOption(durationOption('gpu-sample-interval', "how often each trial's CPU and memory use, and its GPU's utilisation, memory, temperature and power, are recorded", { defaultMs: DEFAULT_GPU_SAMPLE_MS }))
       .addOption(
         new Option('--spool-dir <dir>', "where metric points wait on disk until NATS has them; a dead agent's are sent by the sweep's other agents on this host")
           .env('SWEEPER_SPOOL_DIR')
@@ -157,8 +158,23 @@ export function buildProgram(): Command {
   );
 
   addClientOptions(
-    program.command('logs').description("show the last lines of a trial's stdout and stderr").argument('<trial_id>', 'the trial (as shown by watch)'),
+    program
+      .command('logs')
+      .description("show a trial's metric summary and the last lines of its stdout and stderr, live while it runs")
+      .argument('<trial_id>', 'the trial (as shown by watch)')
+      .option('-f, --follow', "print the trial's output as it comes (its stdout on stdout, its stderr on stderr) until it ends, or Ctrl-C"),
   ).action(async (trialId: string, o) => runLogs(trialId, o));
+
+  addClientOptions(
+    program
+      .command('export')
+      .description("write a sweep's trials as CSV or JSON lines: one row per trial (parameters, each metric's last, min and max), or with --history one per logged point")
+      .argument('<sweep_id>', 'the sweep to export')
+      .addOption(new Option('--format <format>', 'csv or jsonl').choices(['csv', 'jsonl']).default('csv'))
+      .option('--history', 'one row per logged point (trial, step, each metric) instead of one per trial')
+      .option('--system', "include the agent's system samples (system/cpu.percent, system/memory.rss_mb, system/gpu.*)")
+      .option('--out <file>', 'write to this file (complete or not at all) instead of stdout'),
+  ).action(async (sweepId: string, o) => runExport(sweepId, o));
 
   addClientOptions(
     program

@@ -1,7 +1,7 @@
 /**
  * Wires a running controller together: NATS connection, the JetStream event log, the metric
- * ingest, the sweep service and the gRPC API. `sweeper server` and `sweeper local` both call
- * `startController`; tests do too.
+ * ingest, trials' live output, the sweep service and the gRPC API. `sweeper server` and
+ * `sweeper local` both call `startController`; tests do too.
  */
 import type { NatsConnection } from 'nats';
 import { JSONCodec } from 'nats';
@@ -16,6 +16,7 @@ import { JetStreamEventLog } from './sweeps/event-log.js';
 import type { GrpcServerHandle } from './grpc-server.js';
 import { startGrpcServer } from './grpc-server.js';
 import { MetricIngest } from './sweeps/ingest.js';
+import { OutputLog, trialLookup } from './sweeps/output-log.js';
 import type { NatsAuthority } from './nats-auth.js';
 import { SweepService } from './sweeps/sweep-service.js';
 
@@ -56,6 +57,8 @@ export interface ControllerHandle {
   address: string;
   nc: NatsConnection;
   ingest: MetricIngest;
+  /** Trials' live output, held from the SWEEPER_OUTPUT stream. */
+  output: OutputLog;
   /** `http://host:port/` of the web dashboard, when it was asked for. */
   dashboardUrl?: string;
   stop(): Promise<void>;
@@ -105,9 +108,16 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   await ingest.start();
   // RequestTrial for model-based sweeps waits for this, so suggestions read every replayed value.
   service.awaitMetricReplay(ingest.caughtUp);
+  // Read from the stream's start: the last lines of every trial whose output is kept come back.
+  const output = new OutputLog({ nc, log: log.child('output'), trialOf: trialLookup((id) => service.getTrial(id)), streamReplicas: opts.natsReplicas });
+  await output.start();
   const grpcServer = await startGrpcServer({
     service,
-    ingestStats: () => ingest.stats(),
+    ingestStats: () => {
+      const s = ingest.stats();
+      return { ...s, rejected: { ...s.rejected, ...output.rejections() } };
+    },
+    output,
     token: opts.token,
     tls: opts.tls,
     host: opts.host,
@@ -127,10 +137,11 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   let dashboard: DashboardHandle | undefined;
   if (opts.dashboard) {
     const d = opts.dashboard;
-    dashboard = await startDashboard({ service, ...d, token: d.token ?? opts.token, tls: d.tls ?? opts.tls, log: log.child('dashboard') }).catch(async (err) => {
+    dashboard = await startDashboard({ service, output, ...d, token: d.token ?? opts.token, tls: d.tls ?? opts.tls, log: log.child('dashboard') }).catch(async (err) => {
       clearInterval(reaper);
       await grpcServer.stop();
       await ingest.stop();
+      await output.stop();
       await nc.drain().catch(() => undefined);
       throw err;
     });
@@ -142,6 +153,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     address: grpcServer.address,
     nc,
     ingest,
+    output,
     dashboardUrl: dashboard?.url,
     async stop() {
       if (stopped) return;
@@ -150,6 +162,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       await dashboard?.stop();
       await grpcServer.stop();
       await ingest.stop();
+      await output.stop();
       await nc.drain().catch(() => undefined);
     },
   };

@@ -8,6 +8,13 @@ import type { ApiControllerStats, ApiHeartbeatResponse, ApiRegisterAgentResponse
 import type { RequestTrialResponse } from '../common/proto-types/sweeper/v1/RequestTrialResponse.js';
 import type { SweeperHandlers } from '../common/proto-types/sweeper/v1/Sweeper.js';
 import type { WatchSweepRequest__Output } from '../common/proto-types/sweeper/v1/WatchSweepRequest.js';
+import type { ExportChunk } from '../common/proto-types/sweeper/v1/ExportChunk.js';
+import type { ExportSweepRequest__Output } from '../common/proto-types/sweeper/v1/ExportSweepRequest.js';
+import { exportSweep, type ExportPart } from './sweeps/export.js';
+import type { TrialOutput } from '../common/proto-types/sweeper/v1/TrialOutput.js';
+import type { WatchTrialOutputRequest__Output } from '../common/proto-types/sweeper/v1/WatchTrialOutputRequest.js';
+import { isTerminal } from '../domain/trial-state.js';
+import { outputTails, outputView, type OutputLog, type OutputView } from './sweeps/output-log.js';
 import { AddressInUseError, IllegalStateError, isAddressInUse, NotFoundError, NotHolderError, StoreUnavailableError, WrongSweepError, SweeperError, UsageError } from '../domain/errors.js';
 import { MAX_ARGV_ENTRIES, MAX_ARGV_ENTRY_CHARS } from '../common/limits.js';
 import type { Logger } from '../common/log.js';
@@ -41,7 +48,12 @@ export interface GrpcServerOptions {
    */
   natsCredentials?: { user?: string; pass?: string; token?: string };
   natsAuthority?: Pick<NatsAuthority, 'agentJwt'>;
+  /** Trials' live output (sweeps/output-log.ts), for GetTrial and WatchTrialOutput; without it, only the end reports' tails. */
+  output?: TrialOutputSource;
 }
+
+/** What the adapter reads of the output log. */
+export type TrialOutputSource = Pick<OutputLog, 'ring' | 'watch' | 'awaitFinal'>;
 
 export interface GrpcServerHandle {
   port: number;
@@ -165,7 +177,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
         return { state };
       },
     ),
-    GetTrial: unary('GetTrial', (req) => trialDetail(service, req.trialId)),
+    GetTrial: unary('GetTrial', (req) => trialDetail(service, req.trialId, opts.output)),
     GetStats: unary('GetStats', (): ApiControllerStats => {
       const ingest = opts.ingestStats?.() ?? { batches: 0, points: 0, duplicates: 0, rejected: {} };
       const mem = process.memoryUsage();
@@ -192,6 +204,20 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
         return;
       }
       watchSweep(call, service, opts.watchIntervalMs ?? 250, refuse);
+    },
+    WatchTrialOutput: (call) => {
+      if (!authorized(call.metadata)) {
+        call.emit('error', refuse(new UnauthenticatedError(), 'WatchTrialOutput'));
+        return;
+      }
+      watchTrialOutput(call, service, opts.output, (err) => refuse(err, 'WatchTrialOutput'), validateRequest);
+    },
+    ExportSweep: (call) => {
+      if (!authorized(call.metadata)) {
+        call.emit('error', refuse(new UnauthenticatedError(), 'ExportSweep'));
+        return;
+      }
+      void streamExport(call, service, (err) => refuse(err, 'ExportSweep'), validateRequest);
     },
   };
   server.addService(sweeperServiceDef(), handlers);
@@ -242,8 +268,10 @@ function detail(service: SweepService, sweepId: string, limit: number): ApiSweep
   return toApiSweepDetail(service.sweepView(sweep, board), limit > 0 ? board.slice(0, limit) : board);
 }
 
-function trialDetail(service: SweepService, trialId: string): ApiTrialDetail {
+function trialDetail(service: SweepService, trialId: string, output?: TrialOutputSource): ApiTrialDetail {
   const t = service.getTrial(trialId);
+  // A running trial's tails are its live output; an ended one's, what its agent reported.
+  const tails = outputTails(t, output?.ring(t.id), GET_TRIAL_TAIL_LINES, GET_TRIAL_TAIL_CHARS);
   const sweep = service.getSweep(t.sweepId);
   const board = service.leaderboard(sweep);
   const view = board.find((v) => v.id === t.id) ?? service.trialView(t, sweep);
@@ -254,12 +282,179 @@ function trialDetail(service: SweepService, trialId: string): ApiTrialDetail {
     argv: t.argv,
     history: t.history,
     metrics: service.metrics.summaries(t.id),
-    stdoutTail: t.stdoutTail,
-    stderrTail: t.stderrTail,
+    stdoutTail: tails.stdout,
+    stderrTail: tails.stderr,
     metricSteps: hist.steps,
     metricValues: hist.values,
     malformedLines: service.metrics.get(t.id)?.malformedLines ?? 0,
+    outputDroppedLines: tails.droppedLines,
+    liveOutput: tails.live,
   };
+}
+
+/** Lines of each stream GetTrial shows of a running trial (as many as an end report keeps), within this many characters. */
+const GET_TRIAL_TAIL_LINES = 200;
+const GET_TRIAL_TAIL_CHARS = 256 * 1024;
+/** Characters of output in one WatchTrialOutput message, well under a client's default 4 MiB. */
+const OUTPUT_CHUNK_CHARS = 256 * 1024;
+/** New lines are sent at most this often: the agent batches them every 250 ms anyway. */
+const OUTPUT_COALESCE_MS = 100;
+/** How long an ended trial's watch waits for its run's final batch (the agent sends it before reporting). */
+const FINAL_OUTPUT_WAIT_MS = 3000;
+
+/**
+ * WatchTrialOutput: what is held after the client's seq, then new lines as they come, until the
+ * trial ends; then the run's last lines (waiting briefly for its final batch) and a message with
+ * the end state. A client that stops reading is not buffered for: the next lines are read from
+ * the ring when it drains, and what fell out of the ring meanwhile is skipped.
+ */
+function watchTrialOutput(
+  call: grpc.ServerWritableStream<WatchTrialOutputRequest__Output, TrialOutput>,
+  service: SweepService,
+  output: TrialOutputSource | undefined,
+  refuse: (err: unknown) => Partial<grpc.StatusObject>,
+  validate: <Req>(rpc: string, req: Req) => Req,
+): void {
+  let trial;
+  try {
+    trial = service.getTrial(validate('WatchTrialOutput', call.request).trialId);
+  } catch (err) {
+    call.emit('error', refuse(err));
+    return;
+  }
+  const t = trial;
+  let cursor = Number(call.request.afterSeq) || 0;
+  let closed = false;
+  let ending = false;
+  let waitingForDrain = false;
+  let timer: NodeJS.Timeout | undefined;
+  const write = (v: OutputView): boolean => {
+    if (v.lines.length > 0) cursor = v.lines[v.lines.length - 1].seq;
+    return call.write({ lines: v.lines, state: t.state, droppedLines: v.droppedLines, live: v.live });
+  };
+  /** Sends what the ring holds past the cursor; false when the client must drain first. */
+  const flush = (): boolean => {
+    const ring = output?.ring(t.id);
+    for (;;) {
+      const lines = ring?.after(cursor, OUTPUT_CHUNK_CHARS) ?? [];
+      if (lines.length === 0) return true;
+      if (!write({ state: t.state, live: true, droppedLines: ring?.droppedLines ?? 0, lines })) return false;
+    }
+  };
+  const pump = () => {
+    timer = undefined;
+    if (closed || waitingForDrain) return;
+    if (!flush()) {
+      waitingForDrain = true;
+      call.once('drain', () => {
+        waitingForDrain = false;
+        pump();
+      });
+    }
+  };
+  const schedule = () => {
+    if (!timer && !closed) timer = setTimeout(pump, OUTPUT_COALESCE_MS);
+  };
+  const finish = () => {
+    if (closed) return;
+    closed = true;
+    unwatch();
+    unsubscribe();
+    clearTimeout(timer);
+  };
+  /** Writes every chunk `view` gives past the cursor, waiting for room, then the end state, and ends the stream. */
+  const drainAndEnd = async (view: (after: number) => OutputView) => {
+    for (;;) {
+      const v = view(cursor);
+      if (v.lines.length === 0) break;
+      if (!write(v)) await new Promise((r) => call.once('drain', r));
+      if (closed) return;
+    }
+    write({ ...view(cursor), lines: [] });
+    finish();
+    call.end();
+  };
+  /** Live lines while the ring has any; else (no output log, nothing streamed) what the end report kept. */
+  const ended = (after: number): OutputView => {
+    const ring = output?.ring(t.id);
+    if (ring && ring.size > 0) return { state: t.state, live: true, droppedLines: ring.droppedLines, lines: ring.after(after, OUTPUT_CHUNK_CHARS) };
+    return outputView(t, undefined, after, OUTPUT_CHUNK_CHARS);
+  };
+  /** The trial ended while followed: its run's last lines (the agent sends its final batch right before reporting), then the end. */
+  const end = async () => {
+    if (ending) return;
+    ending = true;
+    // An agent that died sends no final batch.
+    if (output && t.state !== 'crashed') await output.awaitFinal(t.id, FINAL_OUTPUT_WAIT_MS);
+    if (!closed) await drainAndEnd(ended);
+  };
+  const unwatch = output?.watch(t.id, schedule) ?? (() => undefined);
+  const unsubscribe = service.subscribe(t.sweepId, () => {
+    if (isTerminal(t.state)) void end();
+  });
+  call.on('cancelled', finish);
+  call.on('error', finish);
+  if (isTerminal(t.state)) {
+    // Already over: what is kept (the end report's tails, or a dead agent's last live lines), at once.
+    ending = true;
+    void drainAndEnd((after) => outputView(t, output?.ring(t.id), after, OUTPUT_CHUNK_CHARS));
+    return;
+  }
+  pump();
+}
+
+/** Points of one metric per ExportSeries message: 800 KB of doubles, well under a client's default 4 MiB. */
+const EXPORT_POINTS_PER_MESSAGE = 50_000;
+
+/**
+ * ExportSweep: the export's parts (sweeps/export.ts) as messages, a long history split over
+ * several. Waits for the client to drain rather than buffer a whole sweep; stops when it goes.
+ */
+async function streamExport(
+  call: grpc.ServerWritableStream<ExportSweepRequest__Output, ExportChunk>,
+  service: SweepService,
+  refuse: (err: unknown) => Partial<grpc.StatusObject>,
+  validate: <Req>(rpc: string, req: Req) => Req,
+): Promise<void> {
+  let gone = false;
+  const leave = () => (gone = true);
+  call.on('cancelled', leave);
+  call.on('error', leave);
+  const room = () => new Promise<void>((resolve) => {
+    const done = () => {
+      call.off('drain', done);
+      call.off('cancelled', done);
+      resolve();
+    };
+    call.once('drain', done);
+    call.once('cancelled', done);
+  });
+  try {
+    const req = validate('ExportSweep', call.request);
+    for (const part of exportSweep(service, req.sweepId, { history: req.history, system: req.system })) {
+      for (const chunk of exportChunks(part)) {
+        if (gone) return;
+        if (!call.write(chunk)) await room();
+      }
+    }
+    if (!gone) call.end();
+  } catch (err) {
+    if (!gone) call.emit('error', refuse(err));
+  }
+}
+
+function* exportChunks(part: ExportPart): Generator<ExportChunk> {
+  if (part.kind === 'header') {
+    yield { header: part.header };
+    return;
+  }
+  const { series, value, ...trial } = part.trial;
+  yield { trial: { ...trial, ...(value !== null ? { value } : {}) } };
+  for (const s of series) {
+    for (let at = 0; at < s.steps.length; at += EXPORT_POINTS_PER_MESSAGE) {
+      yield { series: { name: s.name, steps: s.steps.slice(at, at + EXPORT_POINTS_PER_MESSAGE), values: s.values.slice(at, at + EXPORT_POINTS_PER_MESSAGE) } };
+    }
+  }
 }
 
 function watchSweep(

@@ -14,11 +14,12 @@
  *
  *   publish   sweeper.metrics.<sweep>.<agent>.*   metrics of its trials (the controller checks the
  *                                                 trial in the last token is one it holds)
+ *             sweeper.output.<sweep>.<agent>.*    its trials' live output (checked likewise)
  *   subscribe sweeper.control.<agent>             its own stop orders
  *             _INBOX.<agent>.>                    replies (JetStream's publish acks)
  *
  * so it cannot write or read sweep state, purge a stream, read another agent's orders, or
- * publish metrics under another agent's name.
+ * publish metrics or output under another agent's name.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,6 +27,7 @@ import { nkeys } from 'nats';
 import { agentInboxPrefix, controlSubject } from '../common/control-wire.js';
 import { SweeperError, UsageError } from '../domain/errors.js';
 import { agentMetricsWildcard } from '../common/metrics-wire.js';
+import { agentOutputWildcard } from '../common/output-wire.js';
 import { accountJwt, operatorJwt, userJwt, type UserPermissions } from '../common/nats-jwt.js';
 
 type KeyPair = ReturnType<typeof nkeys.createUser>;
@@ -34,7 +36,7 @@ export class NatsAuthError extends SweeperError {}
 
 export function agentPermissions(sweepId: string, agentId: string): UserPermissions {
   return {
-    pub: { allow: [agentMetricsWildcard(sweepId, agentId)] },
+    pub: { allow: [agentMetricsWildcard(sweepId, agentId), agentOutputWildcard(sweepId, agentId)] },
     sub: { allow: [controlSubject(agentId), `${agentInboxPrefix(agentId)}.>`] },
   };
 }

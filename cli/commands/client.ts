@@ -1,5 +1,9 @@
 /** Subcommands that talk to a running controller: create, ls, logs, pause/resume/stop. */
-import { clientFrom, type ClientOptions } from '../client-options.js';
+import { ApiError, sleep } from '../../common/api-client.js';
+import { watchTrialOutput, type ApiTrialOutput, type TrialOutputStream } from '../../common/output-client.js';
+import { clientFrom, clientSecurity, type ClientOptions } from '../client-options.js';
+import { onShutdownSignals } from '../signals.js';
+import { isTerminal, type TrialState } from '../../domain/trial-state.js';
 import { parseConfigText } from '../../controller/config/parse.js';
 import { readConfigText } from '../../controller/config/load.js';
 
@@ -54,7 +58,18 @@ export async function runLs(o: ClientOptions & { json?: boolean }): Promise<void
   }
 }
 
-export async function runLogs(trialId: string, o: ClientOptions): Promise<void> {
+export interface LogsOptions extends ClientOptions {
+  /** Keep printing new lines until the trial ends (or a signal). */
+  follow?: boolean;
+}
+
+/**
+ * `sweeper logs TRIAL`: the trial's metric summary and the last lines of its output, live while
+ * it runs. With --follow, its output as it is printed (the program's stdout on ours, its stderr
+ * on ours), until it ends.
+ */
+export async function runLogs(trialId: string, o: LogsOptions): Promise<void> {
+  if (o.follow) return followLogs(trialId, o);
   const client = clientFrom(o);
   try {
     const d = await client.getTrial(trialId);
@@ -68,13 +83,81 @@ export async function runLogs(trialId: string, o: ClientOptions): Promise<void> 
     if (d.malformedLines) process.stdout.write(`${d.malformedLines} output lines looked like metrics but could not be read\n`);
     if (t.missingPoints) process.stdout.write(`${t.missingPoints} metric points the agent reported sending have not arrived\n`);
     if (t.droppedPoints) process.stdout.write(`${t.droppedPoints} metric points were dropped by the agent before sending (buffer full or too large)\n`);
-    process.stdout.write(`--- stdout (last ${d.stdoutTail.length} lines) ---\n`);
+    if (d.outputDroppedLines) process.stdout.write(`${droppedText(d.outputDroppedLines)}\n`);
+    const live = d.liveOutput ? ', live' : '';
+    process.stdout.write(`--- stdout (last ${d.stdoutTail.length} lines${live}) ---\n`);
     for (const l of d.stdoutTail) process.stdout.write(l + '\n');
-    process.stdout.write(`--- stderr (last ${d.stderrTail.length} lines) ---\n`);
+    process.stdout.write(`--- stderr (last ${d.stderrTail.length} lines${live}) ---\n`);
     for (const l of d.stderrTail) process.stdout.write(l + '\n');
-    if (t.state === 'running') process.stdout.write('(the trial is still running: its output is kept when it ends)\n');
+    if (t.state === 'running') process.stdout.write(`(the trial is still running: 'sweeper logs ${t.id} --follow' prints its lines as they come)\n`);
   } finally {
     client.close();
+  }
+}
+
+function droppedText(n: number): string {
+  return `${n} output line${n === 1 ? ' was' : 's were'} not streamed live (over the agent's rate limit, or while NATS was slow)`;
+}
+
+/** How long to wait before following again when the controller is away (it restarts: lines resume from the last one seen). */
+const FOLLOW_RETRY_MS = 1000;
+
+async function followLogs(trialId: string, o: LogsOptions): Promise<void> {
+  const client = clientFrom(o);
+  const security = clientSecurity(o);
+  const stop = new AbortController();
+  let stream: TrialOutputStream | undefined;
+  const release = onShutdownSignals(() => {
+    stop.abort();
+    stream?.cancel();
+  });
+  try {
+    // An unknown trial is a usage error (exit 2), before anything is followed.
+    const start = await client.getTrial(trialId);
+    process.stderr.write(`trial ${trialId}: ${start.trial.state}; following its output (Ctrl-C to stop)\n`);
+    let cursor = 0;
+    let last: ApiTrialOutput | undefined;
+    let saidUnreachable = false;
+    while (!stop.signal.aborted) {
+      stream = watchTrialOutput(o.controller, security, trialId, cursor);
+      try {
+        for await (const chunk of stream) {
+          writeLines(chunk);
+          if (chunk.lines.length > 0) cursor = chunk.lines[chunk.lines.length - 1].seq;
+          last = chunk;
+          saidUnreachable = false;
+        }
+        // The stream completes once the trial has ended; one cut short (a controller going down) is followed again.
+        if (last && isTerminal(last.state as TrialState)) break;
+        await sleep(FOLLOW_RETRY_MS, stop.signal);
+      } catch (err) {
+        if (stop.signal.aborted) break;
+        if (!(err instanceof ApiError && err.transient)) throw err;
+        if (!saidUnreachable) process.stderr.write(`sweeper: the controller is unreachable (${err.details}); following again once it is back\n`);
+        saidUnreachable = true;
+        await sleep(FOLLOW_RETRY_MS, stop.signal);
+      } finally {
+        stream.close();
+      }
+    }
+    if (stop.signal.aborted || !last) return;
+    const end = await client.getTrial(trialId);
+    if (last.droppedLines) process.stderr.write(`${droppedText(last.droppedLines)}; 'sweeper logs ${trialId}' shows the last lines its agent kept\n`);
+    process.stderr.write(`--- trial ${trialId} ${end.trial.state}${end.trial.reason ? ` (${end.trial.reason})` : ''} ---\n`);
+  } finally {
+    release();
+    client.close();
+  }
+}
+
+/** Lines in order, each on the stream the program wrote it to; runs of one stream in one write. */
+function writeLines(chunk: ApiTrialOutput): void {
+  let i = 0;
+  while (i < chunk.lines.length) {
+    const stream = chunk.lines[i].stream;
+    let text = '';
+    for (; i < chunk.lines.length && chunk.lines[i].stream === stream; i++) text += chunk.lines[i].text + '\n';
+    (stream === 'stderr' ? process.stderr : process.stdout).write(text);
   }
 }
 

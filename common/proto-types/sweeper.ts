@@ -7,6 +7,11 @@ import type { CompleteTrialRequest as _sweeper_v1_CompleteTrialRequest, Complete
 import type { CompleteTrialResponse as _sweeper_v1_CompleteTrialResponse, CompleteTrialResponse__Output as _sweeper_v1_CompleteTrialResponse__Output } from './sweeper/v1/CompleteTrialResponse.js';
 import type { ControllerStats as _sweeper_v1_ControllerStats, ControllerStats__Output as _sweeper_v1_ControllerStats__Output } from './sweeper/v1/ControllerStats.js';
 import type { CreateSweepRequest as _sweeper_v1_CreateSweepRequest, CreateSweepRequest__Output as _sweeper_v1_CreateSweepRequest__Output } from './sweeper/v1/CreateSweepRequest.js';
+import type { ExportChunk as _sweeper_v1_ExportChunk, ExportChunk__Output as _sweeper_v1_ExportChunk__Output } from './sweeper/v1/ExportChunk.js';
+import type { ExportHeader as _sweeper_v1_ExportHeader, ExportHeader__Output as _sweeper_v1_ExportHeader__Output } from './sweeper/v1/ExportHeader.js';
+import type { ExportSeries as _sweeper_v1_ExportSeries, ExportSeries__Output as _sweeper_v1_ExportSeries__Output } from './sweeper/v1/ExportSeries.js';
+import type { ExportSweepRequest as _sweeper_v1_ExportSweepRequest, ExportSweepRequest__Output as _sweeper_v1_ExportSweepRequest__Output } from './sweeper/v1/ExportSweepRequest.js';
+import type { ExportTrial as _sweeper_v1_ExportTrial, ExportTrial__Output as _sweeper_v1_ExportTrial__Output } from './sweeper/v1/ExportTrial.js';
 import type { GetStatsRequest as _sweeper_v1_GetStatsRequest, GetStatsRequest__Output as _sweeper_v1_GetStatsRequest__Output } from './sweeper/v1/GetStatsRequest.js';
 import type { GetSweepRequest as _sweeper_v1_GetSweepRequest, GetSweepRequest__Output as _sweeper_v1_GetSweepRequest__Output } from './sweeper/v1/GetSweepRequest.js';
 import type { GetTrialRequest as _sweeper_v1_GetTrialRequest, GetTrialRequest__Output as _sweeper_v1_GetTrialRequest__Output } from './sweeper/v1/GetTrialRequest.js';
@@ -15,6 +20,7 @@ import type { HeartbeatResponse as _sweeper_v1_HeartbeatResponse, HeartbeatRespo
 import type { ListSweepsRequest as _sweeper_v1_ListSweepsRequest, ListSweepsRequest__Output as _sweeper_v1_ListSweepsRequest__Output } from './sweeper/v1/ListSweepsRequest.js';
 import type { ListSweepsResponse as _sweeper_v1_ListSweepsResponse, ListSweepsResponse__Output as _sweeper_v1_ListSweepsResponse__Output } from './sweeper/v1/ListSweepsResponse.js';
 import type { MetricSummary as _sweeper_v1_MetricSummary, MetricSummary__Output as _sweeper_v1_MetricSummary__Output } from './sweeper/v1/MetricSummary.js';
+import type { OutputLine as _sweeper_v1_OutputLine, OutputLine__Output as _sweeper_v1_OutputLine__Output } from './sweeper/v1/OutputLine.js';
 import type { RegisterAgentRequest as _sweeper_v1_RegisterAgentRequest, RegisterAgentRequest__Output as _sweeper_v1_RegisterAgentRequest__Output } from './sweeper/v1/RegisterAgentRequest.js';
 import type { RegisterAgentResponse as _sweeper_v1_RegisterAgentResponse, RegisterAgentResponse__Output as _sweeper_v1_RegisterAgentResponse__Output } from './sweeper/v1/RegisterAgentResponse.js';
 import type { RequestTrialRequest as _sweeper_v1_RequestTrialRequest, RequestTrialRequest__Output as _sweeper_v1_RequestTrialRequest__Output } from './sweeper/v1/RequestTrialRequest.js';
@@ -27,7 +33,9 @@ import type { SweepDetail as _sweeper_v1_SweepDetail, SweepDetail__Output as _sw
 import type { SweeperClient as _sweeper_v1_SweeperClient, SweeperDefinition as _sweeper_v1_SweeperDefinition } from './sweeper/v1/Sweeper.js';
 import type { Trial as _sweeper_v1_Trial, Trial__Output as _sweeper_v1_Trial__Output } from './sweeper/v1/Trial.js';
 import type { TrialDetail as _sweeper_v1_TrialDetail, TrialDetail__Output as _sweeper_v1_TrialDetail__Output } from './sweeper/v1/TrialDetail.js';
+import type { TrialOutput as _sweeper_v1_TrialOutput, TrialOutput__Output as _sweeper_v1_TrialOutput__Output } from './sweeper/v1/TrialOutput.js';
 import type { WatchSweepRequest as _sweeper_v1_WatchSweepRequest, WatchSweepRequest__Output as _sweeper_v1_WatchSweepRequest__Output } from './sweeper/v1/WatchSweepRequest.js';
+import type { WatchTrialOutputRequest as _sweeper_v1_WatchTrialOutputRequest, WatchTrialOutputRequest__Output as _sweeper_v1_WatchTrialOutputRequest__Output } from './sweeper/v1/WatchTrialOutputRequest.js';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
   new(...args: ConstructorParameters<Constructor>): Subtype;
@@ -41,6 +49,11 @@ export interface ProtoGrpcType {
       CompleteTrialResponse: MessageTypeDefinition<_sweeper_v1_CompleteTrialResponse, _sweeper_v1_CompleteTrialResponse__Output>
       ControllerStats: MessageTypeDefinition<_sweeper_v1_ControllerStats, _sweeper_v1_ControllerStats__Output>
       CreateSweepRequest: MessageTypeDefinition<_sweeper_v1_CreateSweepRequest, _sweeper_v1_CreateSweepRequest__Output>
+      ExportChunk: MessageTypeDefinition<_sweeper_v1_ExportChunk, _sweeper_v1_ExportChunk__Output>
+      ExportHeader: MessageTypeDefinition<_sweeper_v1_ExportHeader, _sweeper_v1_ExportHeader__Output>
+      ExportSeries: MessageTypeDefinition<_sweeper_v1_ExportSeries, _sweeper_v1_ExportSeries__Output>
+      ExportSweepRequest: MessageTypeDefinition<_sweeper_v1_ExportSweepRequest, _sweeper_v1_ExportSweepRequest__Output>
+      ExportTrial: MessageTypeDefinition<_sweeper_v1_ExportTrial, _sweeper_v1_ExportTrial__Output>
       GetStatsRequest: MessageTypeDefinition<_sweeper_v1_GetStatsRequest, _sweeper_v1_GetStatsRequest__Output>
       GetSweepRequest: MessageTypeDefinition<_sweeper_v1_GetSweepRequest, _sweeper_v1_GetSweepRequest__Output>
       GetTrialRequest: MessageTypeDefinition<_sweeper_v1_GetTrialRequest, _sweeper_v1_GetTrialRequest__Output>
@@ -49,6 +62,7 @@ export interface ProtoGrpcType {
       ListSweepsRequest: MessageTypeDefinition<_sweeper_v1_ListSweepsRequest, _sweeper_v1_ListSweepsRequest__Output>
       ListSweepsResponse: MessageTypeDefinition<_sweeper_v1_ListSweepsResponse, _sweeper_v1_ListSweepsResponse__Output>
       MetricSummary: MessageTypeDefinition<_sweeper_v1_MetricSummary, _sweeper_v1_MetricSummary__Output>
+      OutputLine: MessageTypeDefinition<_sweeper_v1_OutputLine, _sweeper_v1_OutputLine__Output>
       RegisterAgentRequest: MessageTypeDefinition<_sweeper_v1_RegisterAgentRequest, _sweeper_v1_RegisterAgentRequest__Output>
       RegisterAgentResponse: MessageTypeDefinition<_sweeper_v1_RegisterAgentResponse, _sweeper_v1_RegisterAgentResponse__Output>
       RequestTrialRequest: MessageTypeDefinition<_sweeper_v1_RequestTrialRequest, _sweeper_v1_RequestTrialRequest__Output>
@@ -61,7 +75,9 @@ export interface ProtoGrpcType {
       Sweeper: SubtypeConstructor<typeof grpc.Client, _sweeper_v1_SweeperClient> & { service: _sweeper_v1_SweeperDefinition }
       Trial: MessageTypeDefinition<_sweeper_v1_Trial, _sweeper_v1_Trial__Output>
       TrialDetail: MessageTypeDefinition<_sweeper_v1_TrialDetail, _sweeper_v1_TrialDetail__Output>
+      TrialOutput: MessageTypeDefinition<_sweeper_v1_TrialOutput, _sweeper_v1_TrialOutput__Output>
       WatchSweepRequest: MessageTypeDefinition<_sweeper_v1_WatchSweepRequest, _sweeper_v1_WatchSweepRequest__Output>
+      WatchTrialOutputRequest: MessageTypeDefinition<_sweeper_v1_WatchTrialOutputRequest, _sweeper_v1_WatchTrialOutputRequest__Output>
     }
   }
 }

@@ -9,8 +9,10 @@
  *   GET /api/sweeps/:id                          a snapshot: summary, parameter columns, all trials
  *   GET /api/sweeps/:id/events                   SSE: `snapshot` once, then `delta`s (see feed.ts)
  *   GET /api/sweeps/:id/trials/:tid              a trial: params, argv, history, output tails, curve
+ *   GET /api/sweeps/:id/trials/:tid/output?after=SEQ   its output after a line: live while it runs (sweeps/output-log.ts)
  *   GET /api/sweeps/:id/curves?trials=a,b&points=N   metric-vs-step histories, thinned to ~N points
  *   GET /api/sweeps/:id/importance               parameter importance (see importance.ts)
+ *   GET /api/sweeps/:id/export?format=csv|jsonl&history=0|1&system=0|1   a download (`sweeper export`)
  *
  * Limits (DashboardLimits, defaults in DASHBOARD_LIMITS): a client has headersTimeoutMs to send
  * its request's headers and requestTimeoutMs for the whole request; neither applies to the
@@ -34,6 +36,9 @@ import type { Logger } from '../../common/log.js';
 import { connectHostFor } from '../../common/net.js';
 import { isTerminal } from '../../domain/trial-state.js';
 import { objectiveOf } from '../../domain/objective.js';
+import { outputView, type OutputLog } from '../sweeps/output-log.js';
+import { EXPORT_FORMATS, ExportEncoder, exportContentType, exportFileName, type ExportFormat } from '../../common/export-format.js';
+import { exportSweep } from '../sweeps/export.js';
 import type { SweepRecord } from '../sweeps/state.js';
 import type { SweepService } from '../sweeps/sweep-service.js';
 import { allowedHostsFor, cookieName, DashboardAuth } from './auth.js';
@@ -45,6 +50,8 @@ import { columnsFor, curve, listSweeps, sweepSnapshot, trialDetail } from './vie
 
 export interface DashboardOptions {
   service: SweepService;
+  /** Trials' live output; without it a trial page shows output once the trial ends. */
+  output?: Pick<OutputLog, 'ring'>;
   host: string;
   /** 0 picks a free port. */
   port: number;
@@ -153,6 +160,8 @@ class NoSuchPage extends SweeperError {
   }
 }
 const CURVE_TRIALS_MAX = 50;
+/** Characters of output in one answer of the output endpoint; a page asks again for the rest. */
+const OUTPUT_RESPONSE_CHARS = 256 * 1024;
 /** What a live stream may have waiting to be sent before its page counts as gone. */
 const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
 /**
@@ -348,6 +357,52 @@ export async function startDashboard(opts: DashboardOptions): Promise<DashboardH
     res.on('error', close);
   };
 
+  /**
+   * The sweep as `sweeper export` writes it, as a download: streamed trial by trial (gzipped when
+   * the browser takes it), waiting for the client to read, so a big sweep is never one string.
+   */
+  const sendExport = async (req: IncomingMessage, res: ServerResponse, sweep: SweepRecord, url: URL): Promise<void> => {
+    const format = url.searchParams.get('format') ?? 'csv';
+    if (!(EXPORT_FORMATS as readonly string[]).includes(format)) return sendJson(req, res, { error: `format must be ${EXPORT_FORMATS.join(' or ')}` }, 400);
+    const history = url.searchParams.get('history') === '1';
+    const parts = exportSweep(service, sweep.id, { history, system: url.searchParams.get('system') === '1' });
+    const first = parts.next().value;
+    if (first?.kind !== 'header') throw new Error('an export starts with its header');
+    const encoder = new ExportEncoder(format as ExportFormat, first.header, history);
+    const gz = acceptsGzip(req) ? createGzip({ level: 4 }) : undefined;
+    res.writeHead(200, {
+      'Content-Type': exportContentType(encoder.format),
+      'Content-Disposition': `attachment; filename="${exportFileName(sweep.id, encoder.format, history)}"`,
+      'Cache-Control': 'no-store',
+      ...(gz ? { 'Content-Encoding': 'gzip', Vary: 'Accept-Encoding' } : {}),
+    });
+    if (req.method === 'HEAD') return void res.end();
+    gz?.pipe(res);
+    const out = gz ?? res;
+    let gone = false;
+    res.once('close', () => {
+      gone = true;
+      gz?.destroy();
+    });
+    const write = async (text: string) => {
+      if (text && !out.write(text) && !gone) await new Promise<void>((resolve) => {
+        const done = () => {
+          out.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        out.on('drain', done);
+        res.on('close', done);
+      });
+    };
+    await write(encoder.head());
+    for (const part of parts) {
+      if (gone) return;
+      if (part.kind === 'trial') await write(encoder.trial(part.trial));
+    }
+    out.end();
+  };
+
   const api = (req: IncomingMessage, res: ServerResponse, parts: string[], url: URL): void => {
     // parts: ['api', 'sweeps', id?, sub?, tid?]
     if (parts[1] !== 'sweeps') throw new NoSuchPage(url.pathname);
@@ -357,6 +412,13 @@ export async function startDashboard(opts: DashboardOptions): Promise<DashboardH
     const sub = parts[3];
     if (sub === 'events' && parts.length === 4) return openStream(req, res, sweep);
     if (sub === 'importance' && parts.length === 4) return sendJson(req, res, importance(sweep));
+    if (sub === 'export' && parts.length === 4) {
+      sendExport(req, res, sweep, url).catch((err) => {
+        log.warn('dashboard export failed', { sweep: sweep.id, error: err instanceof Error ? err.message : String(err) });
+        res.destroy();
+      });
+      return;
+    }
     if (sub === 'curves' && parts.length === 4) {
       const metric = url.searchParams.get('metric') || sweep.config.metric?.name || '';
       const points = clampInt(url.searchParams.get('points'), 10, 5000, 500);
@@ -367,6 +429,17 @@ export async function startDashboard(opts: DashboardOptions): Promise<DashboardH
         return t?.id === id ? [curve(service, t, metric, points)] : [];
       });
       return sendJson(req, res, { metric, goal: sweep.config.metric?.goal ?? 'minimize', series });
+    }
+    if (sub === 'trials' && parts.length === 6 && parts[5] === 'output') {
+      const trial = service.getTrial(parts[4]);
+      if (trial.sweepId !== sweep.id) throw new NotFoundError('trial', parts[4]);
+      const after = clampInt(url.searchParams.get('after'), 0, Number.MAX_SAFE_INTEGER, 0);
+      const ring = opts.output?.ring(trial.id);
+      const view = outputView(trial, ring, after, OUTPUT_RESPONSE_CHARS);
+      const last = view.lines.length > 0 ? view.lines[view.lines.length - 1].seq : after;
+      // Whether a page that asks again right away gets more: the answer was cut at its size.
+      const more = view.lines.length > 0 && outputView(trial, ring, last, 0).lines.length > 0;
+      return sendJson(req, res, { ...view, ended: isTerminal(trial.state), more });
     }
     if (sub === 'trials' && parts.length === 5) {
       const trial = service.getTrial(parts[4]);

@@ -3,7 +3,7 @@
  * with its dashboard on a free loopback port, two agents as CLI child processes, and Debian's
  * chromium driven by playwright-core. Screenshots go to test-artifacts/dashboard/.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -259,6 +259,36 @@ describe('the dashboard during a real sweep', () => {
 
     expect(problems).toEqual([]);
     await page.close();
+  });
+
+  it("shows a running trial's output live on its page", { timeout: 90_000 }, async () => {
+    const gates = mkdtempSync(join(tmpdir(), 'sweeper-gates-'));
+    const problems: string[] = [];
+    const page = await openPage(problems);
+    try {
+      const sweep = await controller.service.createSweep(readFileSync(join(SWEEPS, 'output-gate.yaml'), 'utf8'), 'output-gate.yaml');
+      const trialId = `${sweep.id}-1`;
+      const agent = spawnCli(['agent', sweep.id, '--controller', controller.address], { cwd: SWEEPS, env: { OUTPUT_GATE_DIR: gates } });
+      agents.push(agent);
+      const agentExited = new Promise((r) => agent.once('exit', r));
+      await until('the trial running', () => sweep.trials[0]?.state === 'running');
+      await page.goto(`${controller.dashboardUrl}sweeps/${sweep.id}/trials/${trialId}`);
+      await ready(page);
+      // The trial waits on its gate: whatever shows now was printed while it runs.
+      await page.waitForFunction(() => (globalThis as any).document.getElementById('stderr')?.textContent.includes('waiting on stderr'), null, { timeout: 45_000 });
+      expect(await page.textContent('#stdout')).toBe('before the gate');
+      expect(await page.getAttribute('#output .outputs', 'data-live')).toBe('1');
+      expect(controller.service.getTrial(trialId).state).toBe('running');
+      await shot(page, '7-trial-live.png');
+      writeFileSync(join(gates, `${trialId}.go`), '');
+      await page.waitForSelector('#output .outputs[data-live="0"]', { timeout: 45_000 });
+      expect(await page.textContent('#stdout')).toBe('before the gate\nafter the gate\nloss=0.5');
+      await agentExited;
+      expect(problems).toEqual([]);
+    } finally {
+      await page.close();
+      rmSync(gates, { recursive: true, force: true });
+    }
   });
 
   it('answers unknown sweeps and trials with a readable error', async () => {

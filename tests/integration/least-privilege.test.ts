@@ -12,6 +12,7 @@ import { SweeperClient } from '../../common/api-client.js';
 import { controlSubject } from '../../common/control-wire.js';
 import { createLogger } from '../../common/log.js';
 import { metricsSubject } from '../../common/metrics-wire.js';
+import { outputSubject } from '../../common/output-wire.js';
 import { decodeJwtClaims } from '../../common/nats-jwt.js';
 import type { ControllerHandle } from '../../controller/controller.js';
 import { startController } from '../../controller/controller.js';
@@ -82,13 +83,16 @@ describe('least privilege on NATS', () => {
     const stats = await client.getStats();
     expect(stats.rejected).not.toHaveProperty('not_holder');
     expect(stats.rejected).not.toHaveProperty('unknown_trial');
+    // Its live output went out under its own identity too.
+    expect(Object.keys(stats.rejected).filter((k) => k.startsWith('output_'))).toEqual([]);
+    expect(controller.output.stats().batches).toBeGreaterThanOrEqual(6);
   });
 
-  it("an agent's JWT allows only its own metric subjects, its own orders and its own inbox", async () => {
+  it("an agent's JWT allows only its own metric and output subjects, its own orders and its own inbox", async () => {
     const sweep = await client.createSweep(readFileSync(`${SWEEPS}grid.yaml`, 'utf8'), 'grid.yaml');
     const { reg } = await fakeAgent('perm-a', sweep.id);
     const claims = decodeJwtClaims(reg.natsJwt) as { nats: { pub: { allow: string[] }; sub: { allow: string[] } } };
-    expect(claims.nats.pub).toEqual({ allow: [`sweeper.metrics.${sweep.id}.perm-a.*`] });
+    expect(claims.nats.pub).toEqual({ allow: [`sweeper.metrics.${sweep.id}.perm-a.*`, `sweeper.output.${sweep.id}.perm-a.*`] });
     expect(claims.nats.sub).toEqual({ allow: ['sweeper.control.perm-a', '_INBOX.perm-a.>'] });
     expect(reg).toMatchObject({ natsToken: '', natsUser: '', natsPassword: '', natsInboxPrefix: '_INBOX.perm-a' });
   });
@@ -104,6 +108,7 @@ describe('least privilege on NATS', () => {
     const jsm = await controller.nc.jetstreamManager();
     const stateBefore = (await jsm.streams.info(STATE_STREAM)).state.messages;
     const batch = (trialId: string, seq: number, loss: number) => ({ sweepId: sweep.id, trialId, seq, points: [{ step: 1, t: Date.now(), values: { loss } }] });
+    const output = (trialId: string) => ({ sweepId: sweep.id, trialId, run: 'forged', seq: 1, lines: [{ s: 'o', t: Date.now(), x: 'forged line' }] });
 
     // 1. The state stream: no agent may write it, well-formed or not.
     const forgedState = { type: 'sweep_state', sweepId: sweep.id, at: Date.now(), state: 'cancelled', reason: 'forged' };
@@ -115,16 +120,19 @@ describe('least privilege on NATS', () => {
     a.nc.publish(`$JS.API.STREAM.DELETE.${STATE_STREAM}`, enc({}));
     // 3. Metrics under another agent's name: NATS refuses the subject.
     expect(await refusedByNats(a.nc, metricsSubject(sweep.id, 'victim', theirTrial), enc(batch(theirTrial, 1, -1)))).toMatch(/Permissions Violation/);
+    // ... and live output under another agent's name, likewise.
+    expect(await refusedByNats(a.nc, outputSubject(sweep.id, 'victim', theirTrial), enc(output(theirTrial)))).toMatch(/Permissions Violation/);
     // 4. Another agent's orders: neither read nor sent.
     const sub = a.nc.subscribe(controlSubject('victim'));
     a.nc.publish(controlSubject('victim'), enc({ type: 'stop', trialId: theirTrial, reason: 'forged', graceMs: 0 }));
     await a.nc.flush();
-    await until('the violations reported', () => (a.errors.filter((e) => /PERMISSIONS_VIOLATION/.test(e)).length >= 4 ? true : undefined));
+    await until('the violations reported', () => (a.errors.filter((e) => /PERMISSIONS_VIOLATION/.test(e)).length >= 5 ? true : undefined));
     expect(sub.isClosed() || sub.getProcessed() === 0).toBe(true);
 
     // 5-7. Allowed subjects, refused by the controller: another's trial under our name, a
     // made-up trial, and points past what we declared for our own finished trial.
     await a.js.publish(metricsSubject(sweep.id, 'forger', theirTrial), enc(batch(theirTrial, 1, -4321)));
+    await a.js.publish(outputSubject(sweep.id, 'forger', theirTrial), enc(output(theirTrial)));
     for (let i = 0; i < 50; i++) await a.js.publish(metricsSubject(sweep.id, 'forger', `${sweep.id}-${1000 + i}`), enc(batch(`${sweep.id}-${1000 + i}`, 1, -1)));
     await a.js.publish(metricsSubject(sweep.id, 'forger', myTrial), enc(batch(myTrial, 1, 0.5)));
     await until('our own point', async () => ((await client.getTrial(myTrial)).trial.points === 1 ? true : undefined));
@@ -143,9 +151,11 @@ describe('least privilege on NATS', () => {
 
     const stats = await until('the refusals counted', async () => {
       const s = await client.getStats();
-      return (s.rejected.not_holder ?? 0) >= 2 && (s.rejected.unknown_trial ?? 0) >= 50 && (s.rejected.after_end ?? 0) >= 1 ? s : undefined;
+      const counted = (s.rejected.not_holder ?? 0) >= 2 && (s.rejected.unknown_trial ?? 0) >= 50 && (s.rejected.after_end ?? 0) >= 1;
+      return counted && (s.rejected.output_not_holder ?? 0) >= 1 ? s : undefined;
     });
-    expect(stats.rejected).toMatchObject({ after_end: 1, unknown_trial: 50 });
+    expect(stats.rejected).toMatchObject({ after_end: 1, unknown_trial: 50, output_not_holder: 1 });
+    expect((await client.getTrial(theirTrial)).stdoutTail).toEqual([]);
     expect(b.errors).toEqual([]);
     const d = await client.getSweep(sweep.id);
     expect(d.sweep.state).toBe('running');

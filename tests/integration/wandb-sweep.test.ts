@@ -60,7 +60,8 @@ async function runAgent(sweepId: string, env: NodeJS.ProcessEnv = {}) {
 
 const params = (t: ApiTrial) => parseTypedJson(t.paramsJson) as Record<string, unknown>;
 const metric = (d: ApiTrialDetail, name: string) => d.metrics.find((m) => m.name === name);
-const names = (d: ApiTrialDetail) => d.metrics.map((m) => m.name).sort();
+// The agent's own samples (system/cpu.percent, ...) land whenever a sampling tick falls while a trial runs.
+const names = (d: ApiTrialDetail) => d.metrics.map((m) => m.name).filter((n) => !n.startsWith('system/')).sort();
 
 /** The JSON after `TAG ` on the trial's stdout, read with float typing kept. */
 function printed(d: ApiTrialDetail, tag: string): unknown {

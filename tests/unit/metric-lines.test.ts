@@ -7,6 +7,7 @@ import { PYTHON_HELPERS_DIR } from '../../agent/command.js';
 import { log as nodeLog } from '../../agent/helpers/log.js';
 import { parseHelperRecord, parseMetricLine } from '../../agent/metric-lines.js';
 import { OutputTail, truncateUtf8 } from '../../agent/output-tail.js';
+import { LineSplitter } from '../../agent/trial-process.js';
 
 const metrics = (values: Record<string, number>, step: number | null = null, invalid: Record<string, string> = {}) => ({
   kind: 'metrics',
@@ -100,6 +101,139 @@ describe('parseMetricLine', () => {
     expect(parseMetricLine(many)).toEqual({ kind: 'malformed' });
     const ok = Array.from({ length: 500 }, (_, i) => `m${i}=1`).join(' ');
     expect(parseMetricLine(ok).kind).toBe('metrics');
+  });
+});
+
+describe('parseMetricLine: Keras progress lines', () => {
+  // What Keras's Progbar prints at the end of an epoch, by its format strings (Keras 2: tf.keras
+  // 2.x utils/generic_utils.py; Keras 3: keras/src/utils/progbar.py), and by the recordings below.
+  it.each([
+    // Keras 2, verbose=1, and with a two-digit target (the counter is padded).
+    ['32/32 [==============================] - 1s 3ms/step - loss: 0.3000 - val_loss: 0.4000', { loss: 0.3, val_loss: 0.4 }],
+    ['10/10 [==============================] - 12s 1s/step - loss: 1.2345e-04 - accuracy: 0.9950', { loss: 1.2345e-4, accuracy: 0.995 }],
+    // Keras 2, verbose=2.
+    ['32/32 - 1s - loss: 0.3000 - val_loss: 0.4000 - 1s/epoch - 3ms/step', { loss: 0.3, val_loss: 0.4 }],
+    // Keras 3, verbose=1 (colours and all) and verbose=2.
+    ['\x1b[1m6/6\x1b[0m \x1b[32m━━━━━━━━━━━━━━━━━━━━\x1b[0m\x1b[37m\x1b[0m \x1b[1m1s\x1b[0m 87ms/step - accuracy: 0.1250 - loss: 0.9194 - val_accuracy: 0.0625 - val_loss: 0.9226', { accuracy: 0.125, loss: 0.9194, val_accuracy: 0.0625, val_loss: 0.9226 }],
+    ['8/8 ━━━━━━━━━━━━━━━━━━━━ 0s 417us/step - accuracy: 0.1172 - loss: 0.8874', { accuracy: 0.1172, loss: 0.8874 }],
+    ['8/8 ==================== 0s 417us/step - loss: 0.8874', { loss: 0.8874 }],
+    ['6/6 - 1s - 204ms/step - accuracy: 0.5208 - loss: 0.7079 - val_accuracy: 0.4531 - val_loss: 0.7815', { accuracy: 0.5208, loss: 0.7079, val_accuracy: 0.4531, val_loss: 0.7815 }],
+    // Keras 3's `pinned` progress bar moves the cursor first.
+    ['\x1b[H\x1b[K6/6 - 1s - 204ms/step - loss: 0.7079', { loss: 0.7079 }],
+    // Without the furniture: pairs alone, separated by ` - ` or spaces.
+    ['loss: 0.3 - val_loss: 0.4', { loss: 0.3, val_loss: 0.4 }],
+    ['loss: 0.3 val_loss: 0.4', { loss: 0.3, val_loss: 0.4 }],
+    ['  val_loss: 0.5\r', { val_loss: 0.5 }],
+    ['train/loss: 1 val.acc: 2', { 'train/loss': 1, 'val.acc': 2 }],
+    // The epoch counter sets nothing: the row gets the row number as its step, as any row without one.
+    ['Epoch 3/10 - loss: 0.25', { loss: 0.25 }],
+  ])('reads %j', (line, values) => {
+    expect(parseMetricLine(line)).toEqual(metrics(values));
+  });
+
+  it('takes a step from a step pair, as from step=N', () => {
+    expect(parseMetricLine('step: 4 - loss: 0.5')).toEqual(metrics({ loss: 0.5 }, 4));
+  });
+
+  it('records nan and inf as invalid', () => {
+    expect(parseMetricLine('32/32 - 1s - loss: nan - val_loss: 0.4000 - 1s/epoch - 3ms/step')).toEqual(metrics({ val_loss: 0.4 }, null, { loss: 'nan' }));
+    expect(parseMetricLine('loss: inf')).toEqual(metrics({}, null, { loss: 'inf' }));
+  });
+
+  it.each([
+    // Redraws during an epoch: running averages over part of it, so no row.
+    ' 9/32 [=======>......................] - ETA: 0s - loss: 0.3500',
+    '32/32 [==============================] - ETA: 0s - loss: 0.3100',
+    '10/32 [========>.....................] - ETA: 1:02 - loss: 0.3500',
+    '\x1b[1m3/6\x1b[0m \x1b[32m━━━━━━━━━━\x1b[0m\x1b[37m━━━━━━━━━━\x1b[0m \x1b[1m0s\x1b[0m 31ms/step - accuracy: 0.1458 - loss: 0.9272',
+    '5/6 ━━━━━━━━━━━━━━━━━━━━ 1:02:03 31ms/step - loss: 0.9233',
+    '     16/Unknown - 1s 3ms/step - loss: 0.3500',
+    ' 9/10 [===========================>..] - 0s 5ms/step - loss: 0.3000',
+    // A redraw that reached the target: the backspaces say the next write draws over it.
+    '6/6 ━━━━━━━━━━━━━━━━━━━━ 0s 32ms/step - loss: 0.9051 \x08\x08\x08\x08',
+    // Furniture alone (predict's bar, the epoch counter).
+    'Epoch 3/10',
+    '32/32 [==============================] - 0s 2ms/step',
+    'ETA: 2s',
+    // Prose with colons.
+    'Loading data: done',
+    'data: done',
+    'Accuracy: 95%',
+    'Time: 12:30',
+    'Note: see below',
+    'loss: 0.3 (best)',
+    'loss: 0.3, acc: 0.9',
+    'INFO: loss: 0.3',
+    'loss:',
+    'loss:0.3',
+    'Total params: 7,850 (30.66 KB)',
+    'Trainable params: 7850 (30.66 KB)',
+    '2024-05-01 12:00:00 loss: 0.3',
+    'Epoch 3: val_loss improved from 0.5 to 0.4',
+    'epoch 3: loss=0.25',
+    '{"loss": 0.25}',
+    'x: 1 - y: oops',
+  ])('treats %j as no row', (line) => {
+    expect(parseMetricLine(line)).toEqual({ kind: 'none' });
+  });
+
+  it.each([
+    '32/32 [==============================] - 1s 3ms/step - loss: tensor(0.3)',
+    '6/6 - 1s - 204ms/step - loss: 0.7079 - lr: abc',
+    '6/6 - 1s - 204ms/step - step: 1.5 - loss: 0.7',
+    `6/6 - 1s - 204ms/step - ${'a'.repeat(201)}: 1`,
+  ])('counts %j as malformed: Keras furniture with a value that is no number', (line) => {
+    expect(parseMetricLine(line)).toEqual({ kind: 'malformed' });
+  });
+
+  /** The rows the agent takes from a byte stream: split as trial-process.ts splits stdout. */
+  const rowsOf = (bytes: Buffer) => {
+    const rows: unknown[] = [];
+    let malformed = 0;
+    const splitter = new LineSplitter(64 * 1024, (line) => {
+      const parsed = parseMetricLine(line);
+      if (parsed.kind === 'metrics') rows.push(parsed);
+      if (parsed.kind === 'malformed') malformed++;
+    });
+    splitter.push(bytes);
+    splitter.end();
+    return { rows, malformed };
+  };
+  const fixture = (name: string) => readFileSync(new URL(`../fixtures/keras/${name}`, import.meta.url));
+
+  it('takes one row per epoch, and one for evaluate, from a recorded Keras 3 fit (verbose=1)', () => {
+    expect(rowsOf(fixture('keras3-fit-verbose1.out'))).toEqual({
+      rows: [
+        metrics({ accuracy: 0.125, loss: 0.9194, val_accuracy: 0.0625, val_loss: 0.9226 }),
+        metrics({ accuracy: 0.125, loss: 0.9051, val_accuracy: 0.0781, val_loss: 0.9096 }),
+        metrics({ accuracy: 0.125, loss: 0.8914, val_accuracy: 0.0938, val_loss: 0.8969 }),
+        metrics({ accuracy: 0.1172, loss: 0.8874 }),
+      ],
+      malformed: 0,
+    });
+  });
+
+  it('and from a recorded Keras 3 fit with verbose=2', () => {
+    expect(rowsOf(fixture('keras3-fit-verbose2.out'))).toEqual({
+      rows: [
+        metrics({ accuracy: 0.5208, loss: 0.7079, val_accuracy: 0.4531, val_loss: 0.7815 }),
+        metrics({ accuracy: 0.5573, loss: 0.699, val_accuracy: 0.4844, val_loss: 0.77 }),
+        metrics({ accuracy: 0.5885, loss: 0.6904, val_accuracy: 0.5156, val_loss: 0.7593 }),
+        metrics({ accuracy: 0.582, loss: 0.7044 }),
+      ],
+      malformed: 0,
+    });
+  });
+
+  it('and from the bytes Keras 2 writes for one epoch (verbose=1, redrawn into a pipe)', () => {
+    // tf.keras 2.x: each update writes backspaces over the previous width, `\r`, then the line;
+    // the finalizing update ends with a newline.
+    const first = ' 1/32 [>.............................] - ETA: 3s - loss: 0.6931';
+    const mid = '32/32 [==============================] - ETA: 0s - loss: 0.5010';
+    const last = '32/32 [==============================] - 1s 3ms/step - loss: 0.5000 - val_loss: 0.5500';
+    const bs = (s: string) => '\b'.repeat(s.length);
+    const stream = `Epoch 1/2\n\r${first}${bs(first)}\r${mid}${bs(mid)}\r${last}\nEpoch 2/2\n\r${first}${bs(first)}\r${last.replace('0.5000', '0.4000')}\n`;
+    expect(rowsOf(Buffer.from(stream))).toEqual({ rows: [metrics({ loss: 0.5, val_loss: 0.55 }), metrics({ loss: 0.4, val_loss: 0.55 })], malformed: 0 });
   });
 });
 

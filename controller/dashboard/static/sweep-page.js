@@ -69,7 +69,7 @@ export async function sweepPage(main, sweepId) {
       h(
         'section',
         { class: 'card wide', attrs: { id: 'leaderboard' } },
-        h('header', null, h('h2', { text: 'Leaderboard' }), boardNote, clearSelection),
+        h('header', null, h('h2', { text: 'Leaderboard' }), boardNote, clearSelection, exportLinks(sweepId)),
         h('p', { class: 'hint', text: 'Click a column to sort, a row to plot its curve, a trial number to open it.' }),
         boardBox,
       ),
@@ -339,6 +339,27 @@ export async function sweepPage(main, sweepId) {
   setInterval(() => {
     if ((sweep.stateCounts.running ?? 0) > 0) board.renderSoon();
   }, 1000);
+}
+
+/**
+ * Download links for the sweep as `sweeper export` writes it: one row per trial, or with the box
+ * ticked one per logged point, as CSV or JSON lines.
+ * @param {string} sweepId
+ */
+function exportLinks(sweepId) {
+  const history = h('input', { attrs: { type: 'checkbox', id: 'export-history' } });
+  /** @param {'csv' | 'jsonl'} format */
+  const link = (format) => h('a', { text: format.toUpperCase(), title: `the trials as ${format === 'csv' ? 'CSV' : 'JSON lines'}`, attrs: { download: '', id: `export-${format}` } });
+  const links = { csv: link('csv'), jsonl: link('jsonl') };
+  const update = () => {
+    for (const [format, a] of Object.entries(links)) a.href = `/api/sweeps/${encodeURIComponent(sweepId)}/export?format=${format}&history=${history.checked ? 1 : 0}`;
+  };
+  history.addEventListener('change', update);
+  update();
+  const box = h('span', { class: 'small', attrs: { id: 'export' } }, 'download ', links.csv, ' · ', links.jsonl, ' ', h('label', null, history, ' every logged point'));
+  box.style.marginLeft = 'auto';
+  box.style.fontSize = '12px';
+  return box;
 }
 
 /** @param {string} label @param {Node | string} value */

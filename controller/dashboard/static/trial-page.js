@@ -1,13 +1,15 @@
 // @ts-check
 /**
  * One trial: how it ended and why, its parameters, the exact command line it ran, its state
- * history, its metric curve and the tails of its output. A running trial is re-read every two
- * seconds until it ends (one small request, and only while the tab is visible).
+ * history, its metric curve and its output (live while it runs: trial-output.js). A running
+ * trial is re-read every two seconds until it ends (one small request, and only while the tab is
+ * visible).
  */
 import { CurvesChart } from './curves.js';
 import { getJson, h, replace, stateBadge } from './dom.js';
 import { formatDuration, formatTime, formatValue, STATE_GLYPH } from './format.js';
 import { setCrumbs } from './sweeps-page.js';
+import { TrialOutputView } from './trial-output.js';
 
 const REFRESH_MS = 2000;
 
@@ -127,20 +129,12 @@ export async function trialPage(main, sweepId, trialId) {
         : h('p', { class: 'empty', text: 'No metrics logged.' }),
       d.malformedLines > 0 ? h('p', { class: 'warn', text: `${d.malformedLines} malformed metric line${d.malformedLines === 1 ? '' : 's'}` }) : null,
     );
-    const tail = (/** @type {string} */ name, /** @type {string[]} */ lines) =>
-      h(
-        'div',
-        { class: 'tail' },
-        h('h3', { text: `${name}${lines.length ? ` · last ${lines.length} line${lines.length === 1 ? '' : 's'}` : ''}` }),
-        lines.length
-          ? h('pre', { class: 'output', attrs: { id: name }, text: lines.join('\n') })
-          : h('p', { class: 'empty', text: ended ? 'empty' : 'Shown once the trial ends.' }),
-      );
-    replace(outputBox, tail('stdout', d.stdoutTail), tail('stderr', d.stderrTail));
     if (d.curve) chart.set(d.sweep.metric?.name ?? '', [d.curve], { labels: () => `#${t.number}` });
     else replace(curveBox, h('p', { class: 'empty', text: 'The sweep has no metric.' }));
   };
   render();
+  // The output follows the trial on its own: new lines every second, not the whole page.
+  await new TrialOutputView(outputBox, `${url}/output`).start();
 
   const timer = setInterval(async () => {
     if (document.visibilityState !== 'visible') return;

@@ -7,6 +7,8 @@ import type { CompleteTrialRequest as _sweeper_v1_CompleteTrialRequest, Complete
 import type { CompleteTrialResponse as _sweeper_v1_CompleteTrialResponse, CompleteTrialResponse__Output as _sweeper_v1_CompleteTrialResponse__Output } from '../../sweeper/v1/CompleteTrialResponse.js';
 import type { ControllerStats as _sweeper_v1_ControllerStats, ControllerStats__Output as _sweeper_v1_ControllerStats__Output } from '../../sweeper/v1/ControllerStats.js';
 import type { CreateSweepRequest as _sweeper_v1_CreateSweepRequest, CreateSweepRequest__Output as _sweeper_v1_CreateSweepRequest__Output } from '../../sweeper/v1/CreateSweepRequest.js';
+import type { ExportChunk as _sweeper_v1_ExportChunk, ExportChunk__Output as _sweeper_v1_ExportChunk__Output } from '../../sweeper/v1/ExportChunk.js';
+import type { ExportSweepRequest as _sweeper_v1_ExportSweepRequest, ExportSweepRequest__Output as _sweeper_v1_ExportSweepRequest__Output } from '../../sweeper/v1/ExportSweepRequest.js';
 import type { GetStatsRequest as _sweeper_v1_GetStatsRequest, GetStatsRequest__Output as _sweeper_v1_GetStatsRequest__Output } from '../../sweeper/v1/GetStatsRequest.js';
 import type { GetSweepRequest as _sweeper_v1_GetSweepRequest, GetSweepRequest__Output as _sweeper_v1_GetSweepRequest__Output } from '../../sweeper/v1/GetSweepRequest.js';
 import type { GetTrialRequest as _sweeper_v1_GetTrialRequest, GetTrialRequest__Output as _sweeper_v1_GetTrialRequest__Output } from '../../sweeper/v1/GetTrialRequest.js';
@@ -22,7 +24,9 @@ import type { Sweep as _sweeper_v1_Sweep, Sweep__Output as _sweeper_v1_Sweep__Ou
 import type { SweepControlRequest as _sweeper_v1_SweepControlRequest, SweepControlRequest__Output as _sweeper_v1_SweepControlRequest__Output } from '../../sweeper/v1/SweepControlRequest.js';
 import type { SweepDetail as _sweeper_v1_SweepDetail, SweepDetail__Output as _sweeper_v1_SweepDetail__Output } from '../../sweeper/v1/SweepDetail.js';
 import type { TrialDetail as _sweeper_v1_TrialDetail, TrialDetail__Output as _sweeper_v1_TrialDetail__Output } from '../../sweeper/v1/TrialDetail.js';
+import type { TrialOutput as _sweeper_v1_TrialOutput, TrialOutput__Output as _sweeper_v1_TrialOutput__Output } from '../../sweeper/v1/TrialOutput.js';
 import type { WatchSweepRequest as _sweeper_v1_WatchSweepRequest, WatchSweepRequest__Output as _sweeper_v1_WatchSweepRequest__Output } from '../../sweeper/v1/WatchSweepRequest.js';
+import type { WatchTrialOutputRequest as _sweeper_v1_WatchTrialOutputRequest, WatchTrialOutputRequest__Output as _sweeper_v1_WatchTrialOutputRequest__Output } from '../../sweeper/v1/WatchTrialOutputRequest.js';
 
 export interface SweeperClient extends grpc.Client {
   /**
@@ -71,6 +75,21 @@ export interface SweeperClient extends grpc.Client {
   createSweep(argument: _sweeper_v1_CreateSweepRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_sweeper_v1_Sweep__Output>): grpc.ClientUnaryCall;
   createSweep(argument: _sweeper_v1_CreateSweepRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_sweeper_v1_Sweep__Output>): grpc.ClientUnaryCall;
   createSweep(argument: _sweeper_v1_CreateSweepRequest, callback: grpc.requestCallback<_sweeper_v1_Sweep__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * A sweep's trials, to take elsewhere (`sweeper export`): a header first, then every trial in
+   * number order with the summary of each metric it logged and, with `history`, each metric's
+   * points, over as many ExportSeries messages as they take. NOT_FOUND for an unknown sweep.
+   */
+  ExportSweep(argument: _sweeper_v1_ExportSweepRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_sweeper_v1_ExportChunk__Output>;
+  ExportSweep(argument: _sweeper_v1_ExportSweepRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_sweeper_v1_ExportChunk__Output>;
+  /**
+   * A sweep's trials, to take elsewhere (`sweeper export`): a header first, then every trial in
+   * number order with the summary of each metric it logged and, with `history`, each metric's
+   * points, over as many ExportSeries messages as they take. NOT_FOUND for an unknown sweep.
+   */
+  exportSweep(argument: _sweeper_v1_ExportSweepRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_sweeper_v1_ExportChunk__Output>;
+  exportSweep(argument: _sweeper_v1_ExportSweepRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_sweeper_v1_ExportChunk__Output>;
   
   /**
    * The controller's own health: metric ingest counters (rejected messages by reason included),
@@ -245,6 +264,23 @@ export interface SweeperClient extends grpc.Client {
   watchSweep(argument: _sweeper_v1_WatchSweepRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_sweeper_v1_SweepDetail__Output>;
   watchSweep(argument: _sweeper_v1_WatchSweepRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_sweeper_v1_SweepDetail__Output>;
   
+  /**
+   * A trial's output as it prints it: the lines the controller holds (its last ones of each
+   * stream) after `after_seq`, then new ones as they come, until the trial ends; the stream then
+   * completes with a message carrying the end state. For an ended trial: its kept output, at
+   * once. NOT_FOUND if unknown.
+   */
+  WatchTrialOutput(argument: _sweeper_v1_WatchTrialOutputRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_sweeper_v1_TrialOutput__Output>;
+  WatchTrialOutput(argument: _sweeper_v1_WatchTrialOutputRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_sweeper_v1_TrialOutput__Output>;
+  /**
+   * A trial's output as it prints it: the lines the controller holds (its last ones of each
+   * stream) after `after_seq`, then new ones as they come, until the trial ends; the stream then
+   * completes with a message carrying the end state. For an ended trial: its kept output, at
+   * once. NOT_FOUND if unknown.
+   */
+  watchTrialOutput(argument: _sweeper_v1_WatchTrialOutputRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_sweeper_v1_TrialOutput__Output>;
+  watchTrialOutput(argument: _sweeper_v1_WatchTrialOutputRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_sweeper_v1_TrialOutput__Output>;
+  
 }
 
 export interface SweeperHandlers extends grpc.UntypedServiceImplementation {
@@ -263,6 +299,13 @@ export interface SweeperHandlers extends grpc.UntypedServiceImplementation {
    * INVALID_ARGUMENT and one problem per line of the status message, each naming its path.
    */
   CreateSweep: grpc.handleUnaryCall<_sweeper_v1_CreateSweepRequest__Output, _sweeper_v1_Sweep>;
+  
+  /**
+   * A sweep's trials, to take elsewhere (`sweeper export`): a header first, then every trial in
+   * number order with the summary of each metric it logged and, with `history`, each metric's
+   * points, over as many ExportSeries messages as they take. NOT_FOUND for an unknown sweep.
+   */
+  ExportSweep: grpc.handleServerStreamingCall<_sweeper_v1_ExportSweepRequest__Output, _sweeper_v1_ExportChunk>;
   
   /**
    * The controller's own health: metric ingest counters (rejected messages by reason included),
@@ -325,12 +368,21 @@ export interface SweeperHandlers extends grpc.UntypedServiceImplementation {
    */
   WatchSweep: grpc.handleServerStreamingCall<_sweeper_v1_WatchSweepRequest__Output, _sweeper_v1_SweepDetail>;
   
+  /**
+   * A trial's output as it prints it: the lines the controller holds (its last ones of each
+   * stream) after `after_seq`, then new ones as they come, until the trial ends; the stream then
+   * completes with a message carrying the end state. For an ended trial: its kept output, at
+   * once. NOT_FOUND if unknown.
+   */
+  WatchTrialOutput: grpc.handleServerStreamingCall<_sweeper_v1_WatchTrialOutputRequest__Output, _sweeper_v1_TrialOutput>;
+  
 }
 
 export interface SweeperDefinition extends grpc.ServiceDefinition {
   CancelSweep: MethodDefinition<_sweeper_v1_SweepControlRequest, _sweeper_v1_Sweep, _sweeper_v1_SweepControlRequest__Output, _sweeper_v1_Sweep__Output>
   CompleteTrial: MethodDefinition<_sweeper_v1_CompleteTrialRequest, _sweeper_v1_CompleteTrialResponse, _sweeper_v1_CompleteTrialRequest__Output, _sweeper_v1_CompleteTrialResponse__Output>
   CreateSweep: MethodDefinition<_sweeper_v1_CreateSweepRequest, _sweeper_v1_Sweep, _sweeper_v1_CreateSweepRequest__Output, _sweeper_v1_Sweep__Output>
+  ExportSweep: MethodDefinition<_sweeper_v1_ExportSweepRequest, _sweeper_v1_ExportChunk, _sweeper_v1_ExportSweepRequest__Output, _sweeper_v1_ExportChunk__Output>
   GetStats: MethodDefinition<_sweeper_v1_GetStatsRequest, _sweeper_v1_ControllerStats, _sweeper_v1_GetStatsRequest__Output, _sweeper_v1_ControllerStats__Output>
   GetSweep: MethodDefinition<_sweeper_v1_GetSweepRequest, _sweeper_v1_SweepDetail, _sweeper_v1_GetSweepRequest__Output, _sweeper_v1_SweepDetail__Output>
   GetTrial: MethodDefinition<_sweeper_v1_GetTrialRequest, _sweeper_v1_TrialDetail, _sweeper_v1_GetTrialRequest__Output, _sweeper_v1_TrialDetail__Output>
@@ -342,4 +394,5 @@ export interface SweeperDefinition extends grpc.ServiceDefinition {
   ResumeSweep: MethodDefinition<_sweeper_v1_SweepControlRequest, _sweeper_v1_Sweep, _sweeper_v1_SweepControlRequest__Output, _sweeper_v1_Sweep__Output>
   StopSweep: MethodDefinition<_sweeper_v1_SweepControlRequest, _sweeper_v1_Sweep, _sweeper_v1_SweepControlRequest__Output, _sweeper_v1_Sweep__Output>
   WatchSweep: MethodDefinition<_sweeper_v1_WatchSweepRequest, _sweeper_v1_SweepDetail, _sweeper_v1_WatchSweepRequest__Output, _sweeper_v1_SweepDetail__Output>
+  WatchTrialOutput: MethodDefinition<_sweeper_v1_WatchTrialOutputRequest, _sweeper_v1_TrialOutput, _sweeper_v1_WatchTrialOutputRequest__Output, _sweeper_v1_TrialOutput__Output>
 }

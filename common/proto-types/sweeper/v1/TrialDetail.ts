@@ -25,6 +25,16 @@ export interface TrialDetail {
    * Output lines that looked like metrics but could not be read (`loss=abc`).
    */
   'malformedLines'?: (number);
+  /**
+   * Output lines the agent did not stream live (over its rate limit, or while NATS was slow);
+   * the end report's tails still hold the last lines.
+   */
+  'outputDroppedLines'?: (number | string | Long);
+  /**
+   * The tails are the live output the controller holds (the trial runs, or its agent died
+   * before reporting the end), not the ones its agent reported at the end.
+   */
+  'liveOutput'?: (boolean);
 }
 
 export interface TrialDetail__Output {
@@ -46,4 +56,14 @@ export interface TrialDetail__Output {
    * Output lines that looked like metrics but could not be read (`loss=abc`).
    */
   'malformedLines': (number);
+  /**
+   * Output lines the agent did not stream live (over its rate limit, or while NATS was slow);
+   * the end report's tails still hold the last lines.
+   */
+  'outputDroppedLines': (number);
+  /**
+   * The tails are the live output the controller holds (the trial runs, or its agent died
+   * before reporting the end), not the ones its agent reported at the end.
+   */
+  'liveOutput': (boolean);
 }
