@@ -56,9 +56,11 @@ export function parseStat(text: string): ProcStat | undefined {
   return { pid, ppid, pgrp, cpuTicks: utime + stime + cutime + cstime };
 }
 
+const RSS_LINE = /^VmRSS:\s+(\d+) kB$/m;
+
 /** VmRSS of /proc/<pid>/status in kB; 0 for a process without one (a zombie, a kernel thread). */
 export function parseRssKb(status: string): number {
-  const m = /^VmRSS:\s+(\d+) kB$/m.exec(status);
+  const m = RSS_LINE.exec(status);
   return m ? Number(m[1]) : 0;
 }
 
@@ -143,13 +145,19 @@ export class ProcSampler {
       [...roots].map(async ([key, root]) => {
         const members = treeOf(processes, root);
         if (members.length === 0) return;
-        const rss = await Promise.all(members.map((pid) => readFile(join(this.procRoot, String(pid), 'status'), 'utf8').then(parseRssKb, () => 0)));
+        // undefined: gone since it was listed, or a zombie (no VmRSS): nothing resident.
+        const rss = await Promise.all(
+          members.map((pid) => readFile(join(this.procRoot, String(pid), 'status'), 'utf8').then((s) => (RSS_LINE.test(s) ? parseRssKb(s) : undefined), () => undefined)),
+        );
+        // A tree with nothing alive is a program that has just exited (its zombie waits for the
+        // reaper): a sample of it would record 0 MiB and the CPU of its last moments as a reading.
+        if (rss.every((kb) => kb === undefined)) return;
         const ticks = members.reduce((sum, pid) => sum + processes.get(pid)!.cpuTicks, 0);
         // Another root under the same key is another run (a continued trial): no CPU across the two.
         const last = this.previous.get(key);
         const before = last?.root === root ? last : undefined;
         this.previous.set(key, { root, ticks, at });
-        const sample: TreeSample = { processes: members.length, rssMb: round1(rss.reduce((a, b) => a + b, 0) / 1024) };
+        const sample: TreeSample = { processes: members.length, rssMb: round1(rss.reduce((a: number, b) => a + (b ?? 0), 0) / 1024) };
         // A tree that lost a member whose time nobody in it collected goes down: no negative CPU.
         if (before && at > before.at) sample.cpuPercent = round1(Math.max(0, ((ticks - before.ticks) / this.ticksPerSecond / ((at - before.at) / 1000)) * 100));
         out.set(key, sample);

@@ -121,6 +121,10 @@ describe('ProcSampler', () => {
     expect((await sampler.sample(new Map([['sw-1', 700]]))).get('sw-1')).toEqual({ processes: 1, rssMb: 2 });
     // A root with no process in its tree is left out.
     expect(await sampler.sample(new Map([['sw-9', 4242]]))).toEqual(new Map());
+    // So is one whose program has just exited: its zombie waits for the reaper, nothing resident.
+    writeFileSync(join(dir, '701', 'status'), 'Name:\ttrain\nState:\tZ (zombie)\nThreads:\t1\n');
+    now = 5000;
+    expect(await sampler.sample(new Map([['sw-1', 700]]))).toEqual(new Map());
   });
 
   it('counts CPU from a tree\'s beginning when told of it', async () => {
