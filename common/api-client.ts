@@ -16,6 +16,8 @@ import type {
   ApiTrialDetail,
 } from './api-types.js';
 import type { CompleteTrialResponse__Output } from './proto-types/sweeper/v1/CompleteTrialResponse.js';
+import type { ExportChunk__Output } from './proto-types/sweeper/v1/ExportChunk.js';
+import type { TrialOutput__Output } from './proto-types/sweeper/v1/TrialOutput.js';
 import type { ListSweepsResponse__Output } from './proto-types/sweeper/v1/ListSweepsResponse.js';
 import { SweeperError } from '../domain/errors.js';
 import type { Logger } from './log.js';
@@ -36,6 +38,9 @@ export class ApiError extends SweeperError {
 }
 
 export const DEFAULT_CONTROLLER = '127.0.0.1:50051';
+
+/** The messages of a server-streaming call; `cancel` ends it and the iterator then returns. */
+export type ServerStream<T> = AsyncIterable<T> & { cancel(): void };
 
 export interface ClientSecurity {
   /** The controller's bearer token (`sweeper server --token`). */
@@ -122,21 +127,35 @@ export class SweeperClient {
   }
 
   /** Snapshots of the sweep until it settles; the iterator ends with the stream. */
-  watchSweep(sweepId: string, limit = 0): AsyncIterable<ApiSweepDetail> & { cancel(): void } {
-    const stream = this.client.WatchSweep({ sweepId, limit }, this.metadata) as grpc.ClientReadableStream<ApiSweepDetail>;
-    const iterable = {
+  watchSweep(sweepId: string, limit = 0): ServerStream<ApiSweepDetail> {
+    return this.serverStream('WatchSweep', { sweepId, limit });
+  }
+
+  /** The trial's output after `afterSeq` (0: all the controller holds), then its new lines until it ends. */
+  watchTrialOutput(trialId: string, afterSeq = 0): ServerStream<TrialOutput__Output> {
+    return this.serverStream('WatchTrialOutput', { trialId, afterSeq });
+  }
+
+  /** The sweep's export as the controller streams it: a header, then each trial in pieces. */
+  exportSweep(req: { sweepId: string; history: boolean; system: boolean }): ServerStream<ExportChunk__Output> {
+    return this.serverStream('ExportSweep', req);
+  }
+
+  /** A server-streaming call: its messages, ending when the server ends it or on `cancel`; failures as ApiError. */
+  private serverStream<T>(rpc: string, req: object): ServerStream<T> {
+    const stream = this.client[rpc].call(this.client, req, this.metadata) as grpc.ClientReadableStream<T>;
+    return {
       cancel: () => stream.cancel(),
       async *[Symbol.asyncIterator]() {
         try {
-          for await (const snapshot of stream) yield snapshot as ApiSweepDetail;
+          for await (const message of stream) yield message as T;
         } catch (err) {
           const e = err as grpc.ServiceError;
           if (e.code === grpc.status.CANCELLED) return;
-          throw new ApiError('WatchSweep', e.code, e.details);
+          throw new ApiError(rpc, e.code, e.details);
         }
       },
     };
-    return iterable;
   }
 }
 

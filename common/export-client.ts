@@ -1,14 +1,10 @@
 /**
  * The client side of ExportSweep, for `sweeper export` and tests: the stream's messages put back
  * together into the header and whole trials (a trial's history may come over many messages), in
- * the shapes common/export-format.ts writes. Kept beside SweeperClient (api-client.ts), with the
- * same credentials, as common/output-client.ts is.
+ * the shapes common/export-format.ts writes, over SweeperClient's stream.
  */
-import * as grpc from '@grpc/grpc-js';
-import { ApiError, type ClientSecurity } from './api-client.js';
+import { SweeperClient, type ClientSecurity } from './api-client.js';
 import type { ExportHeader, ExportSeries, ExportTrial } from './export-format.js';
-import type { ExportChunk__Output } from './proto-types/sweeper/v1/ExportChunk.js';
-import { sweeperClientCtor } from './proto.js';
 
 export interface ExportRequest {
   sweepId: string;
@@ -27,48 +23,38 @@ export interface ExportStream extends AsyncIterable<ExportItem> {
 
 /** The header first, then each trial once all of it has arrived. Rejects with ApiError. */
 export function exportSweepStream(address: string, security: ClientSecurity, req: ExportRequest): ExportStream {
-  const Ctor = sweeperClientCtor();
-  const creds = security.tls || security.tlsCa ? grpc.credentials.createSsl(security.tlsCa ?? null) : grpc.credentials.createInsecure();
-  const metadata = new grpc.Metadata();
-  if (security.token) metadata.set('authorization', `Bearer ${security.token}`);
-  const client = new Ctor(address, creds, {});
-  const stream = client.ExportSweep(req, metadata) as grpc.ClientReadableStream<ExportChunk__Output>;
+  const client = new SweeperClient(address, security);
+  const stream = client.exportSweep(req);
   return {
     cancel: () => stream.cancel(),
     close: () => client.close(),
     async *[Symbol.asyncIterator]() {
       let pending: ExportTrial | undefined;
-      try {
-        for await (const chunk of stream as AsyncIterable<ExportChunk__Output>) {
-          if (chunk.header) {
-            yield { kind: 'header', header: { ...chunk.header, exportedAt: Number(chunk.header.exportedAt) } };
-          } else if (chunk.trial) {
-            if (pending) yield { kind: 'trial', trial: pending };
-            const t = chunk.trial;
-            pending = {
-              id: t.id,
-              number: t.number,
-              state: t.state,
-              agentId: t.agentId,
-              paramsJson: t.paramsJson,
-              startedAt: Number(t.startedAt),
-              endedAt: Number(t.endedAt),
-              reason: t.reason,
-              value: t.value ?? null,
-              rank: t.rank,
-              metrics: t.metrics.map(({ name, last, min, max }) => ({ name, last, min, max })),
-              series: [],
-            };
-          } else if (chunk.series && pending) {
-            appendSeries(pending.series, chunk.series);
-          }
+      for await (const chunk of stream) {
+        if (chunk.header) {
+          yield { kind: 'header', header: { ...chunk.header, exportedAt: Number(chunk.header.exportedAt) } };
+        } else if (chunk.trial) {
+          if (pending) yield { kind: 'trial', trial: pending };
+          const t = chunk.trial;
+          pending = {
+            id: t.id,
+            number: t.number,
+            state: t.state,
+            agentId: t.agentId,
+            paramsJson: t.paramsJson,
+            startedAt: Number(t.startedAt),
+            endedAt: Number(t.endedAt),
+            reason: t.reason,
+            value: t.value ?? null,
+            rank: t.rank,
+            metrics: t.metrics.map(({ name, last, min, max }) => ({ name, last, min, max })),
+            series: [],
+          };
+        } else if (chunk.series && pending) {
+          appendSeries(pending.series, chunk.series);
         }
-        if (pending) yield { kind: 'trial', trial: pending };
-      } catch (err) {
-        const e = err as grpc.ServiceError;
-        if (e.code === grpc.status.CANCELLED) return;
-        throw new ApiError('ExportSweep', e.code, e.details);
       }
+      if (pending) yield { kind: 'trial', trial: pending };
     },
   };
 }

@@ -18,17 +18,10 @@ import { formatDuration } from '../../domain/durations.js';
 import { createLogger } from '../../common/log.js';
 import { UsageError } from '../../domain/errors.js';
 
-/** `sweeper launch slurm`'s flags as commander parsed them. */
-export interface LaunchSlurmOptions extends ClientOptions {
-  jobs: number;
-  concurrent?: number;
-  gpusPerJob?: number;
-  time?: string;
-  partition?: string;
-  account?: string;
-  qos?: string;
-  mem?: string;
-  cpusPerGpu?: number;
+/** `sweeper launch slurm`'s flags as commander parsed them; those the script takes as they are, by its own types. */
+export interface LaunchSlurmOptions
+  extends ClientOptions,
+    Pick<SlurmScriptOptions, 'jobs' | 'concurrent' | 'gpusPerJob' | 'time' | 'partition' | 'account' | 'qos' | 'mem' | 'cpusPerGpu'> {
   sbatch?: string[];
   setup?: string[];
   output?: string;

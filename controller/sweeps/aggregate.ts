@@ -55,10 +55,6 @@ export class SweepAggregate {
     return this.record.config.program ?? '';
   }
 
-  get id(): string {
-    return this.record.id;
-  }
-
   /** Whether the next suggestion reads the trials' metric values (so it must wait for a replay to catch up). */
   get readsValues(): boolean {
     return MODEL_BASED.has(this.record.config.method) || this.record.config.metric?.target !== undefined;

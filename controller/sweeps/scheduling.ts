@@ -25,10 +25,6 @@ export function heldTrials(sweep: SweepRecord, agentId: string): TrialRecord[] {
   return sweep.trials.filter((t) => t.agentId === agentId && t.state === 'running');
 }
 
-export function hasRunning(sweep: SweepRecord): boolean {
-  return sweep.trials.some((t) => t.state === 'running');
-}
-
 /** Running trials, or preempted ones waiting to be continued: the sweep is not done with them. */
 export function hasUnfinished(sweep: SweepRecord): boolean {
   return sweep.trials.some((t) => isUnfinished(t.state));

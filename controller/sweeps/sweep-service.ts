@@ -389,7 +389,7 @@ export class SweepService {
       if (state === 'crashed' && crashedToRetry(sweep, this.maxCrashRetries)) return;
       const limit = aggregate.limit;
       if (aggregate.exhausted) await this.finishIfIdle(sweep, 'grid exhausted');
-      else if (limit !== undefined && countedTrialsOf(sweep) >= limit) await this.finishIfIdle(sweep, aggregate.fullReason);
+      else if (limit !== undefined && countedTrials(sweep.trials) >= limit) await this.finishIfIdle(sweep, aggregate.fullReason);
     });
   }
 
@@ -629,11 +629,6 @@ export class SweepService {
     });
     return run;
   }
-}
-
-/** Trials that count toward run_cap and the grid's size: all but the crashed, which get retried. */
-function countedTrialsOf(sweep: SweepRecord): number {
-  return countedTrials(sweep.trials);
 }
 
 function newSweepId(): string {

@@ -67,9 +67,9 @@ describe('shellQuote', () => {
 
 describe('sbatchQuote', () => {
   it('leaves harmless values bare and double-quotes the rest with \\ and " escaped, exactly', () => {
-    expect(sbatchQuote('--output', '/tmp/slurm-%A_%a.out')).toBe('/tmp/slurm-%A_%a.out');
-    expect(sbatchQuote('--chdir', '/work/my dir')).toBe('"/work/my dir"');
-    expect(sbatchQuote('--chdir', '/work/#1')).toBe('"/work/#1"');
+    expect(sbatchQuote('--output', '/data/slurm-%A_%a.out')).toBe('/data/slurm-%A_%a.out');
+    expect(sbatchQuote('--chdir', '/data/my dir')).toBe('"/data/my dir"');
+    expect(sbatchQuote('--chdir', '/data/#1')).toBe('"/data/#1"');
     expect(sbatchQuote('--chdir', `it's "x"`)).toBe(`"it's \\"x\\""`);
     expect(sbatchQuote('--chdir', 'a\\b')).toBe('"a\\\\b"');
   });
